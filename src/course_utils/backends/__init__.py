@@ -1,0 +1,79 @@
+"""Every local backend behind one interface: ``get_backend("auto" | name)``.
+
+>>> from course_utils.backends import available_backends
+>>> "llamacpp" in available_backends()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..config import settings
+from ..errors import BackendUnavailable, CourseError, InvalidOption
+from .base import (
+    Backend,
+    BackendInfo,
+    Chunk,
+    GenerationOptions,
+    GenerationResult,
+    LocalBackend,
+    collect,
+)
+
+# name -> "module:Class"; modules are imported only when used (torch alone takes seconds)
+_REGISTRY = {
+    "llamacpp": "course_utils.backends.llamacpp:LlamaCppBackend",
+    "transformers": "course_utils.backends.transformers_backend:TransformersBackend",
+}
+AUTO_ORDER = ("llamacpp", "transformers")
+
+__all__ = [
+    "Backend", "BackendInfo", "Chunk", "GenerationOptions", "GenerationResult", "LocalBackend",
+    "available_backends", "collect", "get_backend", "register_backend",
+]
+
+
+def available_backends() -> list[str]:
+    """Names accepted by :func:`get_backend` (besides "auto")."""
+    return list(_REGISTRY)
+
+
+def register_backend(name: str, target: str) -> None:
+    """Add a backend class given as ``"package.module:Class"``."""
+    _REGISTRY[name] = target
+
+
+def _backend_class(name: str) -> type[Backend]:
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_backend(name: str = "auto", model: str | None = None, **kwargs: Any) -> Backend:
+    """Start a backend by name. "auto" uses COURSE_BACKEND if set, else the first that works of
+    llamacpp, transformers.
+
+    ``model`` (or COURSE_MODEL) picks the model; extra keyword arguments go to the backend
+    (for example ``n_ctx=4096``).
+    """
+    if not isinstance(name, str):
+        raise InvalidOption(f"backend name must be a string, got {type(name).__name__}", fix=f"use one of: auto, {', '.join(_REGISTRY)}")
+    name = name.strip().lower()
+    if name == "auto":
+        name = settings().backend
+    if name == "auto":
+        return _first_that_works(model, **kwargs)
+    if name not in _REGISTRY:
+        raise InvalidOption(f"unknown backend {name!r}", fix=f"use one of: auto, {', '.join(_REGISTRY)} (or unset COURSE_BACKEND)")
+    return _backend_class(name)(model=model, **kwargs)
+
+
+def _first_that_works(model: str | None, **kwargs: Any) -> Backend:
+    reasons = []
+    for candidate in AUTO_ORDER:
+        try:
+            return _backend_class(candidate)(model=model, **kwargs)
+        except CourseError as err:
+            reasons.append(f"{candidate}: {err}")
+    raise BackendUnavailable("no backend could start (" + "; ".join(reasons) + ")", fix="run `course doctor` to see what is missing")

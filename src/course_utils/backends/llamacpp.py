@@ -1,0 +1,130 @@
+"""llama.cpp backend through llama-cpp-python, in this process.
+
+llama.cpp runs GGUF files (quantized weights) with fast CPU kernels. Two details matter here:
+
+* **KV cache reuse.** A ``Llama`` object keeps the KV cache of its last call and reuses any shared
+  prefix. That changes the arithmetic (prompt processed in different batches), so greedy output can
+  differ between identical calls. We call ``reset()`` before every generation: each call then behaves
+  like the first one, and stream and non-stream calls agree.
+* **Sampler defaults.** llama.cpp applies min_p=0.05 by default; we switch it (and typical_p) off so
+  the options mean the same thing on every backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import weakref
+from collections.abc import Iterator
+
+from ..config import settings
+from ..errors import BackendUnavailable
+from .base import BackendInfo, GenerationOptions, LocalBackend
+
+
+class LlamaCppBackend(LocalBackend):
+    name = "llamacpp"
+
+    def __init__(self, model: str | None = None, n_ctx: int | None = None, n_threads: int | None = None, n_batch: int = 512) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendUnavailable(
+                "llama-cpp-python is not installed",
+                fix='run `make setup` (or CMAKE_ARGS="-DLLAVA_BUILD=OFF" pip install llama-cpp-python), or use backend="transformers"',
+            ) from None
+        from ..assets import resolve_gguf
+
+        cfg = settings()
+        self.path = resolve_gguf(model)
+        self.model_name = str(model or cfg.model or "SmolLM2-135M-Instruct")
+        self.n_ctx = n_ctx or cfg.n_ctx
+        self.n_threads = n_threads or cfg.n_threads
+        try:
+            with _quiet_stderr():
+                self.llm = Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_batch=n_batch,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError) as err:
+            raise BackendUnavailable(f"llama.cpp could not load {self.path} ({err})", fix="check that the file is a complete GGUF model (re-download it), or set COURSE_MODEL") from None
+        # free the model even if close() is never called (llama-cpp-python's own __del__ can fail at exit)
+        self._finalizer = weakref.finalize(self, self.llm.close)
+
+    # -- LocalBackend hooks
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+
+    def is_end_of_turn(self, token_id: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token_id))
+
+    def chat_template(self) -> tuple[str, str, str]:
+        meta = self.llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise BackendUnavailable(f"{self.path.name} has no chat template in its metadata", fix="use complete() for raw text, or a GGUF of an instruction-tuned model")
+        return template, self._token_text(self.llm.token_bos()), self._token_text(self.llm.token_eos())
+
+    def _token_text(self, token_id: int) -> str:
+        return "" if token_id < 0 else self.llm.detokenize([token_id], special=True).decode("utf-8", errors="replace")
+
+    def generate_ids(self, prompt_ids: list[int], options: GenerationOptions) -> Iterator[int]:
+        self.llm.reset()  # forget the previous call's KV cache (see the module docstring)
+        self.llm.set_seed(options.resolved_seed())
+        yield from self.llm.generate(
+            prompt_ids,
+            temp=options.temperature,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            min_p=0.0,
+            typical_p=1.0,
+            repeat_penalty=options.repeat_penalty,
+            reset=True,
+        )
+
+    def info(self) -> BackendInfo:
+        meta = self.llm.metadata
+        return BackendInfo(
+            name=self.name,
+            model=self.model_name,
+            context_length=self.n_ctx,
+            device="cpu",
+            quantization=_ftype_name(meta.get("general.file_type")),
+            details={"path": str(self.path), "threads": self.n_threads, "trained_context": int(meta.get("llama.context_length", 0) or 0)},
+        )
+
+    def close(self) -> None:
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer()  # runs llm.close() once, however often close() is called
+            self.llm = None  # type: ignore[assignment]
+
+
+def _ftype_name(file_type: str | None) -> str:
+    names = {"0": "F32", "1": "F16", "2": "Q4_0", "3": "Q4_1", "7": "Q8_0", "8": "Q5_0", "9": "Q5_1", "15": "Q4_K_M", "17": "Q5_K_M", "18": "Q6_K", "32": "BF16"}
+    return names.get(str(file_type), f"GGUF file_type {file_type}")
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence llama.cpp's C-level loading messages (they go straight to file descriptor 2)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

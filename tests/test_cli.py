@@ -1,0 +1,99 @@
+"""The `course` command: list, run (papermill + report) and doctor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils import runner
+from course_utils.cli import main
+from course_utils.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_notebook(path: Path, code: str, title: str = "# 99 · Tiny") -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("N = 2")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(title), params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_list_shows_every_lesson(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for lesson in runner.lessons(ROOT):
+        assert lesson.stem in out
+        assert runner.notebook_title(lesson) in out
+
+
+def test_select_by_number_and_name():
+    lessons = runner.lessons(ROOT)
+    assert runner.select(lessons, ["00"])[0].stem == "00_setup"
+    assert runner.select(lessons, ["0"])[0].stem == "00_setup"
+    assert runner.select(lessons, ["00_setup"]) == runner.select(lessons, ["00"])
+    with pytest.raises(DataError, match="no notebook matches '42'"):
+        runner.select(lessons, ["42"])
+
+
+def test_run_writes_outputs_report_and_records(tmp_path):
+    ok = make_notebook(tmp_path / "98_ok.ipynb", "from course_utils import record\nrecord('doubled', N * 2)")
+    bad = make_notebook(tmp_path / "99_bad.ipynb", "raise ValueError('broken on purpose')")
+    runs = runner.run_notebooks([ok, bad], tmp_path / "out", parameters={"N": 21}, progress=False)
+    assert [r.status for r in runs] == ["ok", "failed"]  # a failure does not stop the run
+    assert "broken on purpose" in runs[1].error
+    assert runs[0].records == [{"key": "doubled", "value": "42", "note": ""}]  # the parameter reached the notebook
+    executed = nbformat.read(tmp_path / "out" / "98_ok.ipynb", as_version=4)
+    assert any("doubled = 42" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    report = runner.write_report(runs, tmp_path / "out" / "report.md").read_text()
+    assert "1/2 notebooks ran without error" in report
+    assert "[98_ok](98_ok.ipynb) | ok" in report and "doubled = 42" in report
+    assert "**FAILED**" in report and "broken on purpose" in report
+
+
+def test_run_command_exit_code_reflects_failures(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    make_notebook(tmp_path / "notebooks" / "01_fine.ipynb", "x = N")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "01", "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "report.md").is_file()
+    make_notebook(tmp_path / "notebooks" / "02_fails.ipynb", "1/0")
+    assert main(["run", "--out", str(tmp_path / "o")]) == 1
+    assert main(["run", "77", "--out", str(tmp_path / "o")]) == 2  # CourseError -> one line, exit 2
+
+
+def test_doctor_reports_working_backends():
+    out = subprocess.run([sys.executable, "-m", "course_utils.cli", "doctor", "--backend", "llamacpp"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "✓ llamacpp" in out.stdout and "Berlin" in out.stdout
+    assert "Verdict: ready" in out.stdout
+    assert "SmolLM2 GGUF" in out.stdout and "llama_cpp_python" in out.stdout
+
+
+def test_doctor_fails_when_no_backend_works(tmp_path):
+    env = {**__import__("os").environ, "COURSE_MODEL": str(tmp_path / "missing.gguf")}
+    out = subprocess.run([sys.executable, "-m", "course_utils.cli", "doctor"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 1
+    assert "Verdict: NOT ready" in out.stdout
+    assert out.stdout.count("✗") >= 2 and "missing.gguf" in out.stdout
+
+
+def test_record_appends_json_lines(tmp_path, monkeypatch, capsys):
+    from course_utils.report import read_records, record
+
+    target = tmp_path / "r.jsonl"
+    monkeypatch.setenv("COURSE_REPORT_FILE", str(target))
+    assert record("tps", 12.345, note="fast", fmt=".1f") == 12.345
+    assert "tps = 12.3  (fast)" in capsys.readouterr().out
+    assert read_records(target) == [{"key": "tps", "value": "12.3", "note": "fast"}]
+    assert json.loads(target.read_text())["key"] == "tps"

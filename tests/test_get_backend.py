@@ -1,0 +1,77 @@
+"""Choosing a backend by name, and the errors a learner sees when that goes wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from course_utils.backends import available_backends, get_backend
+from course_utils.errors import BackendUnavailable, InvalidOption, ModelNotFound
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(InvalidOption) as err:
+        get_backend("llama-cpp-turbo")
+    message = str(err.value)
+    assert "llama-cpp-turbo" in message
+    assert all(name in message for name in available_backends())
+
+
+def test_backend_name_must_be_text():
+    with pytest.raises(InvalidOption, match="Fix:"):
+        get_backend(3)
+
+
+def test_unknown_backend_from_environment(monkeypatch):
+    monkeypatch.setenv("COURSE_BACKEND", "nope")
+    with pytest.raises(InvalidOption, match="COURSE_BACKEND"):
+        get_backend("auto")
+
+
+@pytest.mark.parametrize("name", ["llamacpp", "transformers"])
+def test_missing_model_path(name, tmp_path):
+    missing = tmp_path / "no-such-model.gguf"
+    with pytest.raises(ModelNotFound) as err:
+        get_backend(name, model=str(missing))
+    assert str(missing) in str(err.value) and "COURSE_MODEL" in str(err.value)
+
+
+def test_llamacpp_rejects_a_hub_id_with_advice():
+    with pytest.raises(ModelNotFound, match="GGUF"):
+        get_backend("llamacpp", model="HuggingFaceTB/SmolLM2-1.7B-Instruct")
+
+
+def test_transformers_hub_id_offline_says_how_to_get_it():
+    with pytest.raises(ModelNotFound, match="offline.*Fix:"):
+        get_backend("transformers", model="HuggingFaceTB/definitely-not-cached-model")
+
+
+def test_broken_gguf_file(tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(BackendUnavailable, match="Fix:"):
+        get_backend("llamacpp", model=str(broken))
+
+
+def test_auto_reports_every_failure(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSE_BACKEND", raising=False)
+    with pytest.raises(BackendUnavailable) as err:
+        get_backend("auto", model=str(tmp_path / "missing.gguf"))
+    assert "llamacpp:" in str(err.value) and "transformers:" in str(err.value)
+
+
+def test_auto_prefers_llamacpp(monkeypatch):
+    monkeypatch.delenv("COURSE_BACKEND", raising=False)
+    with get_backend("auto") as backend:
+        assert backend.name == "llamacpp"
+
+
+def test_course_backend_env_is_honoured(monkeypatch, transformers_backend):
+    monkeypatch.setenv("COURSE_BACKEND", "transformers")
+    with get_backend("auto") as backend:
+        assert backend.name == "transformers"
+
+
+def test_close_is_idempotent():
+    backend = get_backend("llamacpp")
+    backend.close()
+    backend.close()
