@@ -173,6 +173,38 @@ def _restore_digit_splitting(tokenizer: Any, gguf: Path) -> None:
         )
 
 
+def gpt4all_gguf(gguf: Path | None = None, cfg: Settings | None = None) -> Path:
+    """A copy of the GGUF that GPT4All can load (cached; written atomically).
+
+    GPT4All bundles an older llama.cpp that does not know SmolLM2's pre-tokenizer name "smollm" and
+    refuses the file. "starcoder" names the same splitting rules (digits apart, then GPT-2's regex),
+    so a copy with that one metadata value changed loads and tokenizes identically.
+    """
+    import subprocess
+    import sys
+
+    cfg = cfg or settings()
+    gguf = gguf or smollm2_gguf()
+    dest = cfg.cache_dir / "gpt4all" / f"{gguf.stem}.starcoder-pretok.gguf"
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{dest.stem}-", suffix=".gguf", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gguf.scripts.gguf_new_metadata", "--pre-tokenizer", "starcoder", "--force", str(gguf), str(tmp)],
+            capture_output=True, text=True, timeout=300,
+        )
+        if done.returncode != 0:
+            raise ModelNotFound(f"could not make a GPT4All-compatible copy of {gguf.name}: {done.stderr.strip()[-300:]}", fix="pip install -U gguf, then retry")
+        os.replace(tmp, dest)  # atomic: the copy is complete or absent
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
 def load_hf_model(
     model: str | os.PathLike | None = None, dtype: Any = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

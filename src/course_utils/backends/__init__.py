@@ -26,6 +26,9 @@ from .base import (
 _REGISTRY = {
     "llamacpp": "course_utils.backends.llamacpp:LlamaCppBackend",
     "transformers": "course_utils.backends.transformers_backend:TransformersBackend",
+    "gpt4all": "course_utils.backends.gpt4all_backend:GPT4AllBackend",
+    "ollama": "course_utils.backends.ollama_backend:OllamaBackend",
+    "openai": "course_utils.backends.openai_backend:OpenAIBackend",
 }
 AUTO_ORDER = ("llamacpp", "transformers")
 

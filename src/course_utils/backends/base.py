@@ -38,6 +38,7 @@ class GenerationOptions:
     repeat_penalty: float = 1.0  # 1.0 = off
     seed: int | None = None  # None = a fresh random seed each call
     stop: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = None  # force output to match this JSON schema (where supported)
 
     def __post_init__(self) -> None:
         _check_int("max_tokens", self.max_tokens, minimum=1)
@@ -51,6 +52,8 @@ class GenerationOptions:
         if not isinstance(stop, Iterable) or not all(isinstance(s, str) and s for s in stop):
             raise InvalidOption(f"stop={self.stop!r} must be a string or a list of non-empty strings", fix='pass e.g. stop=["\\n"]')
         object.__setattr__(self, "stop", tuple(stop))
+        if self.json_schema is not None and not isinstance(self.json_schema, Mapping):
+            raise InvalidOption(f"json_schema must be a dict (a JSON schema), got {type(self.json_schema).__name__}", fix='pass e.g. json_schema={"type": "object", "properties": {...}}')
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
@@ -253,6 +256,15 @@ class IncrementalDecoder:
         return after[len(before) :]
 
 
+class PromptIds(list):
+    """Prompt token ids that remember the text they came from (GPT4All generates from text)."""
+
+    def __init__(self, ids: list[int], text: str, special: bool) -> None:
+        super().__init__(ids)
+        self.text = text
+        self.special = special
+
+
 class LocalBackend(Backend):
     """Base for backends that run the model in this process and expose the raw token loop."""
 
@@ -274,6 +286,12 @@ class LocalBackend(Backend):
     def generate_ids(self, prompt_ids: list[int], options: GenerationOptions) -> Iterator[int]:
         """Yield generated token ids for ever (the caller decides when to stop)."""
 
+    supports_json_schema: bool = False
+
+    def _check_supported(self, opts: GenerationOptions) -> None:
+        if opts.json_schema is not None and not self.supports_json_schema:
+            raise InvalidOption(f"the {self.name} backend cannot constrain output to a JSON schema", fix="use backend='llamacpp' (grammar-constrained decoding), or drop json_schema=")
+
     @abstractmethod
     def chat_template(self) -> tuple[str, str, str]:
         """(Jinja template, bos_token, eos_token) of the model."""
@@ -292,17 +310,18 @@ class LocalBackend(Backend):
     def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[Chunk]:
         opts = GenerationOptions.from_kwargs(**options)
         timer = StreamTimer()
-        prompt_ids = self.tokenize(self.format_chat(messages), special=True)
-        return self._stream(prompt_ids, opts, timer)
+        text = self.format_chat(messages)
+        return self._stream(PromptIds(self.tokenize(text, special=True), text, special=True), opts, timer)
 
     def complete_stream(self, prompt: str, **options: Any) -> Iterator[Chunk]:
         opts = GenerationOptions.from_kwargs(**options)
         if not isinstance(prompt, str) or not prompt:
             raise InvalidOption(f"prompt must be a non-empty string, got {prompt!r:.40}", fix="pass some text to continue")
         timer = StreamTimer()
-        return self._stream(self.tokenize(prompt), opts, timer)
+        return self._stream(PromptIds(self.tokenize(prompt), prompt, special=False), opts, timer)
 
     def _stream(self, prompt_ids: list[int], opts: GenerationOptions, timer: StreamTimer) -> Iterator[Chunk]:
+        self._check_supported(opts)
         n_prompt = len(prompt_ids)
         if n_prompt >= self.n_ctx:
             raise ContextOverflow(

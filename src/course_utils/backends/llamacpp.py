@@ -16,14 +16,16 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 from ..config import settings
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InvalidOption
 from .base import BackendInfo, GenerationOptions, LocalBackend
 
 
 class LlamaCppBackend(LocalBackend):
     name = "llamacpp"
+    supports_json_schema = True
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_threads: int | None = None, n_batch: int = 512) -> None:
         try:
@@ -67,18 +69,12 @@ class LlamaCppBackend(LocalBackend):
         return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token_id))
 
     def chat_template(self) -> tuple[str, str, str]:
-        meta = self.llm.metadata
-        template = meta.get("tokenizer.chat_template")
-        if not template:
-            raise BackendUnavailable(f"{self.path.name} has no chat template in its metadata", fix="use complete() for raw text, or a GGUF of an instruction-tuned model")
-        return template, self._token_text(self.llm.token_bos()), self._token_text(self.llm.token_eos())
-
-    def _token_text(self, token_id: int) -> str:
-        return "" if token_id < 0 else self.llm.detokenize([token_id], special=True).decode("utf-8", errors="replace")
+        return chat_template_of(self.llm, self.path)
 
     def generate_ids(self, prompt_ids: list[int], options: GenerationOptions) -> Iterator[int]:
         self.llm.reset()  # forget the previous call's KV cache (see the module docstring)
         self.llm.set_seed(options.resolved_seed())
+        grammar = _grammar(options.json_schema) if options.json_schema is not None else None
         yield from self.llm.generate(
             prompt_ids,
             temp=options.temperature,
@@ -88,6 +84,7 @@ class LlamaCppBackend(LocalBackend):
             typical_p=1.0,
             repeat_penalty=options.repeat_penalty,
             reset=True,
+            grammar=grammar,
         )
 
     def info(self) -> BackendInfo:
@@ -106,6 +103,31 @@ class LlamaCppBackend(LocalBackend):
         if finalizer is not None:
             finalizer()  # runs llm.close() once, however often close() is called
             self.llm = None  # type: ignore[assignment]
+
+
+def chat_template_of(llm: Any, path: Any) -> tuple[str, str, str]:
+    """(chat template, BOS text, EOS text) from a loaded GGUF's metadata."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise BackendUnavailable(f"{path.name} has no chat template in its metadata", fix="use complete() for raw text, or a GGUF of an instruction-tuned model")
+
+    def text_of(token_id: int) -> str:
+        return "" if token_id < 0 else llm.detokenize([token_id], special=True).decode("utf-8", errors="replace")
+
+    return template, text_of(llm.token_bos()), text_of(llm.token_eos())
+
+
+def _grammar(schema: dict) -> object:
+    """A GBNF grammar that only admits JSON matching ``schema`` (llama.cpp masks every other token)."""
+    import json
+
+    from llama_cpp import LlamaGrammar
+
+    with _quiet_stderr():  # the grammar parser prints its rules
+        try:
+            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        except (ValueError, RuntimeError, TypeError) as err:
+            raise InvalidOption(f"llama.cpp cannot turn this JSON schema into a grammar ({err})", fix="simplify the schema: objects, arrays, strings, numbers, enums") from None
 
 
 def _ftype_name(file_type: str | None) -> str:
