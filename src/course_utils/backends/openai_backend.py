@@ -30,13 +30,15 @@ START_SERVER = "start one, e.g. `python -m llama_cpp.server --model <file.gguf> 
 class OpenAIBackend(Backend):
     name = "openai"
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0, **_: Any) -> None:
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0,
+                 n_ctx: int | None = None, **_: Any) -> None:
         try:
             import openai
         except ImportError:
             raise BackendUnavailable("the openai package is not installed", fix="run `make setup`, or pip install openai") from None
         cfg = settings()
         self.base_url = (base_url or cfg.openai_base_url).rstrip("/")
+        self.n_ctx = n_ctx or cfg.n_ctx  # the server's context window (only used to explain errors)
         self._openai = openai
         self.client = openai.OpenAI(base_url=self.base_url, api_key=api_key or cfg.openai_api_key, timeout=timeout, max_retries=0)
         served = self._served_models()
@@ -82,7 +84,8 @@ class OpenAIBackend(Backend):
             args["response_format"] = {"type": "json_object", "schema": dict(opts.json_schema)}
         timer = StreamTimer()
         stream = self._open(lambda: self.client.chat.completions.create(messages=check_messages(messages), **args))
-        return self._consume(stream, timer, opts, delta=lambda c: c.delta.content, count_prompt=lambda: 0)
+        text = "\n".join(m["content"] for m in check_messages(messages))  # a lower bound on the prompt
+        return self._consume(stream, timer, opts, delta=lambda c: c.delta.content, count_prompt=lambda: 0, lower_bound=text)
 
     def complete_stream(self, prompt: str, **options: Any) -> Iterator[Chunk]:
         opts = GenerationOptions.from_kwargs(**options)
@@ -92,7 +95,7 @@ class OpenAIBackend(Backend):
             raise InvalidOption("json_schema works with chat() on the openai backend", fix="use chat() with json_schema=")
         timer = StreamTimer()
         stream = self._open(lambda: self.client.completions.create(prompt=prompt, **self._request_args(opts)))
-        return self._consume(stream, timer, opts, delta=lambda c: c.text, count_prompt=lambda: self._count_or_zero(prompt))
+        return self._consume(stream, timer, opts, delta=lambda c: c.text, count_prompt=lambda: self._count_or_zero(prompt), lower_bound=prompt)
 
     def _open(self, call: Any) -> Any:
         """Send the request now (errors surface at the call, not at the first chunk)."""
@@ -115,9 +118,9 @@ class OpenAIBackend(Backend):
         except CourseError:
             return 0
 
-    def _consume(self, stream: Any, timer: StreamTimer, opts: GenerationOptions, delta: Any, count_prompt: Any) -> Iterator[Chunk]:
+    def _consume(self, stream: Any, timer: StreamTimer, opts: GenerationOptions, delta: Any, count_prompt: Any, lower_bound: str) -> Iterator[Chunk]:
         stopper, pieces = StopMatcher(opts.stop), []
-        finish, usage = "length", None
+        finish, usage = None, None
         try:
             for event in stream:
                 if event.usage is not None:
@@ -134,6 +137,8 @@ class OpenAIBackend(Backend):
                         finish = "length" if choice.finish_reason == "length" else "stop"
         finally:
             stream.close()
+        if finish is None:  # the server broke off the stream (llama-cpp-python does so on errors)
+            self._explain_broken_stream(lower_bound)
         tail = stopper.flush()
         if tail:
             pieces.append(tail)
@@ -145,6 +150,13 @@ class OpenAIBackend(Backend):
             text="".join(pieces), prompt_tokens=timings.prompt_tokens, completion_tokens=completion,
             finish_reason=finish, timings=timings, backend=self.name, model=self.model_name,
         ))
+
+    def _explain_broken_stream(self, prompt_text: str) -> None:
+        n_prompt = self._count_or_zero(prompt_text)
+        if n_prompt >= self.n_ctx:
+            raise ContextOverflow(f"the prompt has at least {n_prompt} tokens and the server's context holds {self.n_ctx}; it ended the stream",
+                                  fix="shorten the prompt (keep the last messages), or start the server with a larger --n_ctx and pass n_ctx=")
+        raise BackendUnavailable(f"the server at {self.base_url} ended the stream without finishing", fix="look at the server's log for the error")
 
     # -- the rest of the interface
     def count_tokens(self, text: str) -> int:
