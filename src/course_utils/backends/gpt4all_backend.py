@@ -13,6 +13,7 @@ GPT4All specifics handled here:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -105,10 +106,8 @@ class GPT4AllBackend(LocalBackend):
         finally:
             stop.set()
             while worker.is_alive():  # drain so the worker can finish its last put
-                try:
+                with contextlib.suppress(queue.Empty):
                     tokens.get(timeout=0.05)
-                except queue.Empty:
-                    pass
             worker.join()
 
     def info(self) -> BackendInfo:

@@ -14,7 +14,16 @@ from typing import Any
 from ..config import settings
 from ..errors import BackendUnavailable, ContextOverflow, InvalidOption, ModelNotFound
 from ..metrics import StreamTimer
-from .base import Backend, BackendInfo, Chunk, GenerationOptions, GenerationResult, Message, StopMatcher, check_messages
+from .base import (
+    Backend,
+    BackendInfo,
+    Chunk,
+    GenerationOptions,
+    GenerationResult,
+    Message,
+    StopMatcher,
+    check_messages,
+)
 
 DEFAULT_MODEL = "smollm2:135m"
 

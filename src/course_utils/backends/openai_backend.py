@@ -22,7 +22,16 @@ from typing import Any
 from ..config import settings
 from ..errors import BackendUnavailable, ContextOverflow, CourseError, InvalidOption, ModelNotFound
 from ..metrics import StreamTimer
-from .base import Backend, BackendInfo, Chunk, GenerationOptions, GenerationResult, Message, StopMatcher, check_messages
+from .base import (
+    Backend,
+    BackendInfo,
+    Chunk,
+    GenerationOptions,
+    GenerationResult,
+    Message,
+    StopMatcher,
+    check_messages,
+)
 
 START_SERVER = "start one, e.g. `python -m llama_cpp.server --model <file.gguf> --port 8000`, or set OPENAI_BASE_URL"
 
