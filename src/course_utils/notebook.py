@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 
 from .config import Settings, settings
 from .errors import CourseError
@@ -23,6 +24,8 @@ def setup_notebook(seed: int | None = None, quiet_errors: bool = True) -> Settin
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # tqdm warns that ipywidgets is missing; progress bars still work as text
+    warnings.filterwarnings("ignore", message="IProgress not found")
     cfg = settings()
     seed = cfg.seed if seed is None else seed
     seed_everything(seed)

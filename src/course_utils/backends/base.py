@@ -326,7 +326,7 @@ class LocalBackend(Backend):
         if n_prompt >= self.n_ctx:
             raise ContextOverflow(
                 f"the prompt has {n_prompt} tokens but the context window holds {self.n_ctx}",
-                fix="shorten the prompt (keep the last messages, or summarise), or raise COURSE_CTX / n_ctx=",
+                fix="shorten the prompt (course_utils.prompting.fit_to_context keeps what fits), or raise COURSE_CTX / n_ctx=",
             )
         budget = min(opts.max_tokens, self.n_ctx - n_prompt)
         return self._generate(prompt_ids, opts, timer, budget)
