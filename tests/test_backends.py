@@ -24,11 +24,17 @@ def test_greedy_answer_is_right(any_backend):
 
 
 def test_greedy_is_deterministic(any_backend):
-    first = any_backend.chat(SEA, max_tokens=24).text
-    assert any_backend.chat(SEA, max_tokens=24).text == first
+    # The first call warms a server's prompt cache: llama-cpp-python's server reuses the KV cache of
+    # the previous request, which changes the arithmetic once (see ENVIRONMENT.md); from then on the
+    # same request must give the same text. In-process backends reset and match from the first call.
+    texts = [any_backend.chat(SEA, max_tokens=24).text for _ in range(3)]
+    assert texts[1] == texts[2]
+    if any_backend.name != "openai":
+        assert texts[0] == texts[1]
 
 
 def test_stream_joins_to_non_stream_text(any_backend):
+    any_backend.chat(SEA, max_tokens=32)  # same request first, so a server's prompt cache is warm for both
     whole = any_backend.chat(SEA, max_tokens=32)
     chunks = list(any_backend.chat_stream(SEA, max_tokens=32))
     assert chunks[-1].done and not any(c.done for c in chunks[:-1])

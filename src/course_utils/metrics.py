@@ -72,3 +72,151 @@ class StreamTimer:
             prompt_tokens=prompt_tokens,
             completion_tokens=self.count,
         )
+
+
+# ----------------------------------------------------------------------------- any stream, any backend
+from collections.abc import Callable, Iterable, Mapping, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+def _piece_text(item: Any) -> str:
+    """The text carried by one stream item, whatever produced it.
+
+    Understands course ``Chunk``s, plain strings/bytes, OpenAI chat/completion chunks
+    (``choices[0].delta.content`` / ``choices[0].text``), LangChain message chunks (``.content``) and
+    Ollama's streamed dicts (``message.content`` / ``response``).
+    """
+    if isinstance(item, str):
+        return item
+    if isinstance(item, bytes):
+        return item.decode("utf-8", errors="replace")
+    if isinstance(item, dict):  # Ollama's raw JSON lines, or llama-cpp-python's OpenAI-style dicts
+        if item.get("choices"):
+            return "".join(str((c.get("delta") or {}).get("content") or c.get("text") or "") for c in item["choices"])
+        message = item.get("message") or {}
+        return str(message.get("content") or item.get("response") or "")
+    choices = getattr(item, "choices", None)
+    if choices is not None:  # OpenAI client chunks
+        parts = []
+        for choice in choices:
+            delta = getattr(choice, "delta", None)
+            parts.append((getattr(delta, "content", None) if delta is not None else getattr(choice, "text", None)) or "")
+        return "".join(parts)
+    for attr in ("text", "content"):  # course Chunk / LangChain AIMessageChunk / ollama ChatResponse
+        value = getattr(item, attr, None)
+        if isinstance(value, str):
+            return value
+    message = getattr(item, "message", None)
+    return str(getattr(message, "content", "") or "")
+
+
+def measure_stream(chunks: Iterable[Any], start: float | None = None, prompt_tokens: int = 0,
+                   clock: Callable[[], float] = time.perf_counter) -> Timings:
+    """Consume any stream and measure TTFT, TPOT and tokens/s from when its pieces arrive.
+
+    ``chunks`` yields pieces of text in any form (see :func:`_piece_text`), or ``(time_s, piece)``
+    pairs that were stamped already. Pieces with no text (role headers, the final "done" chunk) are
+    not tokens. Each text piece counts as one token, unless the stream ends with a course
+    ``Chunk(done=True)`` whose result knows the exact count. ``start`` is when the request was sent
+    (default: now; with a client that sends on ``create()``, stamp ``start`` before calling it).
+
+    >>> t = measure_stream([(0.5, "Hel"), (0.6, "lo"), (0.7, "!"), (0.7, "")], start=0.0)
+    >>> round(t.ttft_s, 3), round(t.tpot_s, 3), t.completion_tokens
+    (0.5, 0.1, 3)
+    """
+    begin = clock() if start is None else start
+    timer = StreamTimer(start=begin)
+    exact_count = None
+    end = begin
+    for item in chunks:
+        stamp = None
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int | float):
+            stamp, item = item
+        now = clock() if stamp is None else float(stamp)
+        end = now
+        result = getattr(item, "result", None)
+        if getattr(item, "done", False) and result is not None:
+            exact_count = result.completion_tokens
+            prompt_tokens = prompt_tokens or result.prompt_tokens
+        if _piece_text(item):
+            timer.token(now=now)
+    timings = timer.finish(prompt_tokens=prompt_tokens, now=end)
+    if exact_count is not None and exact_count != timer.count and exact_count > 1 and timer.first is not None:
+        # several tokens arrived in one piece: spread the decode time over the real token count
+        tpot = ((timer.last or timer.first) - timer.first) / (exact_count - 1)
+        timings = Timings(timings.ttft_s, tpot, timings.total_s, prompt_tokens, exact_count)
+    return timings
+
+
+def compare_backends(names: Sequence[str] | Mapping[str, Mapping[str, Any]], messages: Sequence[Mapping[str, str]],
+                     max_tokens: int = 32, repeats: int = 2, warmup: bool = True) -> Any:
+    """Load each backend, stream the same chat ``repeats`` times, and tabulate the medians.
+
+    ``names`` is a list of backend names, or a dict ``{name: get_backend keyword arguments}`` (e.g.
+    ``{"openai": {"base_url": server.base_url}}``). Greedy decoding, so every backend does comparable
+    work. A backend that cannot start gets a row with ``status="unavailable"`` and the reason, never an
+    exception. Returns a pandas DataFrame indexed by backend with columns status, load s, TTFT ms,
+    TPOT ms, tokens/s, tokens, reason.
+    """
+    import statistics
+
+    import pandas as pd
+
+    from .backends import get_backend
+    from .errors import CourseError, InvalidOption
+
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise InvalidOption(f"repeats must be a whole number >= 1, got {repeats!r}", fix="pass repeats=2")
+    wanted = dict(names) if isinstance(names, Mapping) else {n: {} for n in names}
+    if not wanted:
+        raise InvalidOption("no backend names given", fix='pass e.g. ["llamacpp", "gpt4all"]')
+    rows = []
+    for name, kwargs in wanted.items():
+        row: dict[str, Any] = {"backend": name, "status": "ok", "load s": float("nan"), "TTFT ms": float("nan"),
+                               "TPOT ms": float("nan"), "tokens/s": float("nan"), "tokens": 0, "reason": ""}
+        started = time.perf_counter()
+        try:
+            backend = get_backend(name, **dict(kwargs))
+        except CourseError as err:
+            row.update(status="unavailable", reason=f"{type(err).__name__}: {err}")
+            rows.append(row)
+            continue
+        row["load s"] = time.perf_counter() - started
+        try:
+            if warmup:  # the first call pays one-off costs (buffers, caches, a connection)
+                backend.chat(messages, max_tokens=2)
+            runs = []
+            for _ in range(repeats):
+                begin = time.perf_counter()
+                runs.append(measure_stream(backend.chat_stream(messages, max_tokens=max_tokens), start=begin))
+        except CourseError as err:
+            row.update(status="failed", reason=f"{type(err).__name__}: {err}")
+        else:
+            tpot = statistics.median(t.tpot_s for t in runs)
+            row.update({"TTFT ms": statistics.median(t.ttft_s for t in runs) * 1000, "TPOT ms": tpot * 1000,
+                        "tokens/s": 1.0 / tpot if tpot > 0 else float("nan"),
+                        "tokens": int(statistics.median(t.completion_tokens for t in runs))})
+        finally:
+            backend.close()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("backend")
+
+
+def plot_comparison(df: Any, title: str = "Backends on the same chat") -> Any:
+    """Two bar charts from :func:`compare_backends`: TTFT (ms) and decode speed (tokens/s)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import labelled
+
+    ok = df[df["status"] == "ok"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.bar(ok.index, ok["TTFT ms"], color="tab:orange")
+    labelled(left, "Time to first token (lower is better)", "backend", "TTFT (ms)")
+    right.bar(ok.index, ok["tokens/s"], color="tab:blue")
+    labelled(right, "Decode speed (higher is better)", "backend", "tokens/s")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=20)
+    missing = [n for n in df.index if n not in ok.index]
+    fig.suptitle(title + (f"  (not available: {', '.join(missing)})" if missing else ""), fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -41,7 +41,9 @@ class LlamaServer:
         self.args = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", alias,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(n_ctx or cfg.n_ctx), "--n_threads", str(n_threads or cfg.n_threads), *extra_args,
+            "--n_ctx", str(n_ctx or cfg.n_ctx), "--n_threads", str(n_threads or cfg.n_threads),
+            # by default a new request cuts off a running stream; queue it instead
+            "--interrupt_requests", "false", *extra_args,
         ]
         self.process: subprocess.Popen | None = None
         self.log_path = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
