@@ -1,8 +1,10 @@
-"""The ``course`` command: doctor, list, run.
+"""The ``course`` command: doctor, list, run, app.
 
     course doctor            what is installed, where the assets are, which backends work
     course list              the lessons and labs
     course run [NB ...]      execute lessons headlessly into build/course/ with a report
+    course app               the local assistant app (lesson 11) on http://127.0.0.1:7860/
+    course eval TASK ...     score benchmark tasks (arc_easy, mmlu, gsm8k, ...) with a backend
 """
 
 from __future__ import annotations
@@ -32,9 +34,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--all", action="store_true", help="lessons, lab solutions and student labs")
     run.add_argument("--in-place", action="store_true", help="store outputs in the notebooks themselves (authors)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="papermill parameter, e.g. -p FULL True")
+    app = sub.add_parser("app", help="start the local assistant app (chat, documents, voice) on 127.0.0.1")
+    app.add_argument("--backend", default="auto", help="backend name (default: auto)")
+    app.add_argument("--model", default=None, help="model path or id (default: COURSE_MODEL or the bundled SmolLM2)")
+    app.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (0 = any free port; default 7860)")
+    app.add_argument("--docs", default=None, help="folder or file of .md/.txt documents for documents mode (default: the course notes)")
+    app.add_argument("--no-voice", action="store_true", help="hide the voice input (Whisper is never loaded)")
+    ev = sub.add_parser("eval", help="score benchmark tasks; prints acc, acc_norm, standard errors, chance")
+    ev.add_argument("tasks", nargs="+", metavar="TASK", help="arc_easy, arc_challenge, hellaswag, mmlu, mmlu_5shot, winogrande, boolq, piqa, gsm8k, humaneval")
+    ev.add_argument("--backend", default="transformers", help="transformers or llamacpp (log-probabilities); any backend for gsm8k/humaneval")
+    ev.add_argument("--limit", type=int, default=50, help="items per task, the first ones (default 50; 0 = all)")
     args = parser.parse_args(argv)
     try:
-        return {"doctor": cmd_doctor, "list": cmd_list, "run": cmd_run}[args.command](args)
+        return {"doctor": cmd_doctor, "list": cmd_list, "run": cmd_run, "app": cmd_app, "eval": cmd_eval}[args.command](args)
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -108,6 +120,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# ----------------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .errors import InvalidOption
+    from .tasks import GEN_TASKS, MC_TASKS, load_task, run_gsm8k, run_humaneval
+
+    limit = None if args.limit == 0 else args.limit
+    unknown = [t for t in args.tasks if t not in MC_TASKS and t not in GEN_TASKS]
+    if unknown:
+        raise InvalidOption(f"unknown task(s) {unknown}", fix=f"use some of {sorted(MC_TASKS) + list(GEN_TASKS)}")
+    tasks = {t: load_task(t, limit) for t in args.tasks if t in MC_TASKS}  # checks limit before loading a model
+    if any(t in GEN_TASKS for t in args.tasks) and (limit is None or limit < 1):
+        raise InvalidOption(f"--limit {args.limit} is not allowed for generation tasks", fix="use e.g. --limit 5")
+    from .backends import get_backend
+    from .evaluate import make_scorer, score_multiple_choice
+
+    backend = get_backend(args.backend)
+    scorer = None
+    try:
+        if tasks:
+            scorer = make_scorer(backend)
+        print(f"backend {backend.name} ({backend.info().quantization}), limit {limit or 'all'}\n")
+        print(f"{'task':<15}{'n':>5}  {'metric':<12}{'value':>7} {'± se':>7}  {'acc':>6}  {'acc_norm':>8}  {'chance':>6}  {'items/s':>7}")
+        for name in args.tasks:
+            if name in tasks:
+                task = tasks[name]
+                r = score_multiple_choice(scorer, task.items, task=name)
+                value, se = (r.acc, r.acc_stderr) if task.metric == "acc" else (r.acc_norm, r.acc_norm_stderr)
+                print(f"{name:<15}{r.n:>5}  {task.metric:<12}{value:>7.3f} {se:>7.3f}  {r.acc:>6.3f}  {r.acc_norm:>8.3f}  {r.chance:>6.3f}  {r.items_per_s:>7.1f}")
+            else:
+                g = (run_gsm8k if name == "gsm8k" else run_humaneval)(backend, limit=limit)
+                row = g.row()
+                metric = "exact_match" if name == "gsm8k" else "pass@1"
+                print(f"{name:<15}{g.n:>5}  {metric:<12}{g.score:>7.3f} {row['±']:>7.3f}  {'':>6}  {'':>8}  {'0':>6}  {g.n / g.seconds:>7.1f}")
+    finally:
+        if scorer is not None and hasattr(scorer, "close"):
+            scorer.close()
+        backend.close()
+    return 0
+
+
 def _parse_value(text: str) -> object:
     import ast
 
@@ -115,6 +167,23 @@ def _parse_value(text: str) -> object:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+# ----------------------------------------------------------------------------- app
+def cmd_app(args: argparse.Namespace) -> int:
+    from .app import launch_app, serve_forever
+    from .runner import project_root
+
+    docs = args.docs
+    if docs is None:  # the course's own notes, so documents mode works out of the box
+        notes = project_root() / "data" / "tokens_corpus.md"
+        docs = notes if notes.is_file() else None
+    print("Starting the assistant (loading the model)...", flush=True)
+    handle = launch_app(args.backend, model=args.model, documents=docs, voice=not args.no_voice, port=args.port)
+    print(f"Running on {handle.url}  (only this machine can reach it; Ctrl-C stops it)", flush=True)
+    serve_forever(handle)
+    print("Stopped.", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
