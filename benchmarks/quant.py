@@ -26,21 +26,13 @@ import os
 import time
 import warnings
 
+from _table import table  # benchmarks/_table.py
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PROMPT = "The history of the Roman Empire spans more than a thousand years. In this essay we"
-
-
-def table(rows: list[dict], title: str) -> None:
-    print(f"\n{title}")
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(width[c]) for c in cols))
-    print("  ".join("-" * width[c] for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(width[c]) for c in cols))
 
 
 def hf_generate_tokens_per_s(model, tokenizer, n: int) -> float:

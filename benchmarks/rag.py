@@ -23,22 +23,14 @@ import sys
 import tempfile
 import time
 
+from _table import table  # benchmarks/_table.py
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 INDEX_TARGET_S, QUERY_TARGET_MS = 60.0, 50.0
-
-
-def table(rows: list[dict], title: str) -> None:
-    print(f"\n{title}")
-    cols = list(rows[0])
-    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(width[c]) for c in cols))
-    print("  ".join("-" * width[c] for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(width[c]) for c in cols))
 
 
 def main() -> int:

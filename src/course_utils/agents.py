@@ -632,19 +632,9 @@ TASKS_FILE = "agent_tasks.jsonl"
 
 def load_tasks(path: str | None = None) -> list[dict[str, Any]]:
     """The course's agent tasks (``data/agent_tasks.jsonl``): ``{"id", "question", "tool", "answer"}``."""
-    from pathlib import Path
+    from .datafiles import read_jsonl
 
-    from .runner import project_root
-
-    file = Path(path) if path else project_root() / "data" / TASKS_FILE
-    try:
-        rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError:
-        raise DataError(f"the task file {file} is missing", fix="run from inside the course checkout (data/ holds it)") from None
-    for row in rows:
-        if not {"id", "question", "tool", "answer"} <= set(row):
-            raise DataError(f"task {row.get('id', row)!r} needs id, question, tool and answer", fix=f"fix {file.name}")
-    return rows
+    return read_jsonl(path or TASKS_FILE, required={"id", "question", "tool", "answer"})
 
 
 def answer_matches(answer: str | None, expected: str) -> bool:

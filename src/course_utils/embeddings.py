@@ -106,29 +106,19 @@ def _check_k(k: Any) -> None:
 SENTENCES_FILE, QUERIES_FILE = "embeddings_sentences.jsonl", "embeddings_queries.jsonl"
 
 
-def _read_jsonl(name: str) -> list[dict[str, Any]]:
-    import json
-
-    from .errors import DataError
-    from .runner import project_root
-
-    path = project_root() / "data" / name
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        raise DataError(f"the course data file {path} is missing", fix="run from inside the course checkout (git pull to restore data/)") from None
-    return [json.loads(line) for line in lines if line.strip()]
-
-
 def course_sentences() -> list[dict[str, str]]:
     """Lesson 06's 48 short sentences: ``{"id", "topic", "text"}``, 8 each on 6 topics."""
-    return _read_jsonl(SENTENCES_FILE)
+    from .datafiles import read_jsonl
+
+    return read_jsonl(SENTENCES_FILE, required={"id", "topic", "text"})
 
 
 def course_queries() -> list[dict[str, str]]:
     """Lesson 06's 28 search queries: ``{"query", "relevant"}`` (the id of the one matching
     sentence). They are paraphrases that share few words with their sentence, on purpose."""
-    return _read_jsonl(QUERIES_FILE)
+    from .datafiles import read_jsonl
+
+    return read_jsonl(QUERIES_FILE, required={"query", "relevant"})
 
 
 # ----------------------------------------------------------------------------- the embedder

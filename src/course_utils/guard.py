@@ -288,18 +288,12 @@ def load_guard_examples(path: str | None = None) -> list[dict[str, Any]]:
     Input examples: ``{"id", "kind": "input", "text", "label": "safe"|"toxic"|"injection"|"harmful"}``;
     grounding examples: ``{"id", "kind": "grounding", "answer", "sources", "label": "grounded"|"ungrounded"}``.
     """
-    from pathlib import Path
+    from .datafiles import read_jsonl
 
-    from .runner import project_root
-
-    file = Path(path) if path else project_root() / "data" / EXAMPLES_FILE
-    try:
-        rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except OSError:
-        raise DataError(f"the examples file {file} is missing", fix="run from inside the course checkout (data/ holds it)") from None
+    rows = read_jsonl(path or EXAMPLES_FILE, required={"kind", "label"})
     for row in rows:
-        if row.get("kind") not in ("input", "grounding") or "label" not in row:
-            raise DataError(f"example {row.get('id', row)!r} needs kind (input/grounding) and label", fix=f"fix {file.name}")
+        if row["kind"] not in ("input", "grounding"):
+            raise DataError(f"example {row.get('id', row)!r} has kind {row['kind']!r}", fix="use kind 'input' or 'grounding'")
     return rows
 
 

@@ -1,0 +1,51 @@
+"""The course's own data files in ``data/`` (JSONL), read with clear errors.
+
+>>> rows = read_jsonl("embeddings_queries.jsonl")
+>>> sorted(rows[0])
+['query', 'relevant']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+
+def data_path(name: str | os.PathLike) -> Path:
+    """``name`` inside the checkout's ``data/`` folder; a path with a folder part is taken as it is."""
+    path = Path(name)
+    if path.parent != Path("."):
+        return path
+    from .runner import project_root
+
+    return project_root() / "data" / path
+
+
+def read_jsonl(name: str | os.PathLike, required: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """One dict per non-blank line; each must hold the ``required`` keys.
+
+    A missing file, a line that is not JSON or a record without a required key raises DataError
+    naming the file and line.
+    """
+    path = data_path(name)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the course data file {path} ({type(exc).__name__})",
+                        fix="run from inside the course checkout (git checkout -- data/ restores it)") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path.name} line {number} is not JSON ({exc.msg})", fix=f"fix or restore {path}") from None
+        if not isinstance(row, dict) or not required <= set(row):
+            raise DataError(f"{path.name} line {number} needs the keys {sorted(required)}", fix=f"fix or restore {path}")
+        rows.append(row)
+    return rows
