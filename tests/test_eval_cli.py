@@ -25,3 +25,16 @@ def test_unknown_task_is_a_clear_error(capsys):
 def test_bad_limit_is_a_clear_error(capsys):
     assert main(["eval", "arc_easy", "--limit", "-2"]) == 2
     assert "limit" in capsys.readouterr().err
+
+
+def test_bf16_scores_with_bfloat16_weights(capsys):
+    assert main(["eval", "arc_easy", "--backend", "transformers", "--dtype", "bf16", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("backend transformers (bf16)")
+    assert next(line for line in out.splitlines() if line.startswith("arc_easy")).split()[1] == "2"
+
+
+def test_dtype_needs_the_transformers_backend(capsys):
+    assert main(["eval", "arc_easy", "--backend", "llamacpp", "--dtype", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "transformers backend only" in err and "Fix:" in err

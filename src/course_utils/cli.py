@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("tasks", nargs="+", metavar="TASK", help="arc_easy, arc_challenge, hellaswag, mmlu, mmlu_5shot, winogrande, boolq, piqa, gsm8k, humaneval")
     ev.add_argument("--backend", default="transformers", help="transformers or llamacpp (log-probabilities); any backend for gsm8k/humaneval")
     ev.add_argument("--limit", type=int, default=50, help="items per task, the first ones (default 50; 0 = all)")
+    ev.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                    help="transformers weights: bf16 is what leaderboards usually use, ~2x faster on CPUs with native bf16")
     args = parser.parse_args(argv)
     try:
         return {"doctor": cmd_doctor, "list": cmd_list, "run": cmd_run, "app": cmd_app, "eval": cmd_eval}[args.command](args)
@@ -135,12 +137,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .backends import get_backend
     from .evaluate import make_scorer, score_multiple_choice
 
+    if args.dtype != "fp32" and args.backend != "transformers":
+        raise InvalidOption(f"--dtype {args.dtype} applies to the transformers backend only", fix="add --backend transformers, or drop --dtype")
     backend = get_backend(args.backend)
     scorer = None
     try:
+        if args.dtype == "bf16":
+            import torch
+
+            backend.model.to(torch.bfloat16)  # this backend is closed at the end of the command
         if tasks:
             scorer = make_scorer(backend)
-        print(f"backend {backend.name} ({backend.info().quantization}), limit {limit or 'all'}\n")
+        weights = args.dtype if backend.name == "transformers" else backend.info().quantization
+        print(f"backend {backend.name} ({weights}), limit {limit or 'all'}\n")
         print(f"{'task':<15}{'n':>5}  {'metric':<12}{'value':>7} {'± se':>7}  {'acc':>6}  {'acc_norm':>8}  {'chance':>6}  {'items/s':>7}")
         for name in args.tasks:
             if name in tasks:
