@@ -9,7 +9,7 @@ from course_utils.errors import DataError
 
 
 def test_reads_the_course_files():
-    rows = read_jsonl("agent_tasks.jsonl", required={"id", "question", "tool", "answer"})
+    rows = read_jsonl(data_path("agent_tasks.jsonl"), required={"id", "question", "tool", "answer"})
     assert len(rows) == sum(1 for line in data_path("agent_tasks.jsonl").read_text().splitlines() if line.strip())
     assert all(isinstance(r, dict) for r in rows)
 

@@ -632,9 +632,9 @@ TASKS_FILE = "agent_tasks.jsonl"
 
 def load_tasks(path: str | None = None) -> list[dict[str, Any]]:
     """The course's agent tasks (``data/agent_tasks.jsonl``): ``{"id", "question", "tool", "answer"}``."""
-    from .datafiles import read_jsonl
+    from .datafiles import data_path, read_jsonl
 
-    return read_jsonl(path or TASKS_FILE, required={"id", "question", "tool", "answer"})
+    return read_jsonl(path or data_path(TASKS_FILE), required={"id", "question", "tool", "answer"})
 
 
 def answer_matches(answer: str | None, expected: str) -> bool:

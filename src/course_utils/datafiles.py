@@ -1,6 +1,6 @@
 """The course's own data files in ``data/`` (JSONL), read with clear errors.
 
->>> rows = read_jsonl("embeddings_queries.jsonl")
+>>> rows = read_jsonl(data_path("embeddings_queries.jsonl"))
 >>> sorted(rows[0])
 ['query', 'relevant']
 """
@@ -15,23 +15,20 @@ from typing import Any
 from .errors import DataError
 
 
-def data_path(name: str | os.PathLike) -> Path:
-    """``name`` inside the checkout's ``data/`` folder; a path with a folder part is taken as it is."""
-    path = Path(name)
-    if path.parent != Path("."):
-        return path
+def data_path(name: str) -> Path:
+    """The course file ``name`` in the checkout's ``data/`` folder."""
     from .runner import project_root
 
-    return project_root() / "data" / path
+    return project_root() / "data" / name
 
 
-def read_jsonl(name: str | os.PathLike, required: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+def read_jsonl(path: str | os.PathLike, required: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """One dict per non-blank line; each must hold the ``required`` keys.
 
     A missing file, a line that is not JSON or a record without a required key raises DataError
     naming the file and line.
     """
-    path = data_path(name)
+    path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

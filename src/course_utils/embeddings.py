@@ -108,17 +108,17 @@ SENTENCES_FILE, QUERIES_FILE = "embeddings_sentences.jsonl", "embeddings_queries
 
 def course_sentences() -> list[dict[str, str]]:
     """Lesson 06's 48 short sentences: ``{"id", "topic", "text"}``, 8 each on 6 topics."""
-    from .datafiles import read_jsonl
+    from .datafiles import data_path, read_jsonl
 
-    return read_jsonl(SENTENCES_FILE, required={"id", "topic", "text"})
+    return read_jsonl(data_path(SENTENCES_FILE), required={"id", "topic", "text"})
 
 
 def course_queries() -> list[dict[str, str]]:
     """Lesson 06's 28 search queries: ``{"query", "relevant"}`` (the id of the one matching
     sentence). They are paraphrases that share few words with their sentence, on purpose."""
-    from .datafiles import read_jsonl
+    from .datafiles import data_path, read_jsonl
 
-    return read_jsonl(QUERIES_FILE, required={"query", "relevant"})
+    return read_jsonl(data_path(QUERIES_FILE), required={"query", "relevant"})
 
 
 # ----------------------------------------------------------------------------- the embedder

@@ -288,9 +288,9 @@ def load_guard_examples(path: str | None = None) -> list[dict[str, Any]]:
     Input examples: ``{"id", "kind": "input", "text", "label": "safe"|"toxic"|"injection"|"harmful"}``;
     grounding examples: ``{"id", "kind": "grounding", "answer", "sources", "label": "grounded"|"ungrounded"}``.
     """
-    from .datafiles import read_jsonl
+    from .datafiles import data_path, read_jsonl
 
-    rows = read_jsonl(path or EXAMPLES_FILE, required={"kind", "label"})
+    rows = read_jsonl(path or data_path(EXAMPLES_FILE), required={"kind", "label"})
     for row in rows:
         if row["kind"] not in ("input", "grounding"):
             raise DataError(f"example {row.get('id', row)!r} has kind {row['kind']!r}", fix="use kind 'input' or 'grounding'")

@@ -405,19 +405,14 @@ def load_examples(split: str = "train", path: str | os.PathLike | None = None) -
     """
     if split not in ("train", "test"):
         raise InvalidOption(f"split={split!r} is not a split of the data", fix='use "train" or "test"')
-    if path is None:
-        from .runner import project_root
+    from .datafiles import data_path, read_jsonl
 
-        path = project_root() / "data" / DATA_FILE
+    path = path or data_path(DATA_FILE)
+    rows = read_jsonl(path, required={"prompt", "response", "split"})
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        raise DataError(f"the instruction data {path} is missing", fix="run from inside the course checkout (git pull restores data/)") from None
-    try:
-        rows = [json.loads(line) for line in lines if line.strip()]
-        examples = [Example(r["prompt"], r["response"], int(r.get("id", i))) for i, r in enumerate(rows) if r.get("split") == split]
-    except (ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path} is not JSON lines with prompt/response/split fields ({err})", fix="restore the file from git") from None
+        examples = [Example(r["prompt"], r["response"], int(r.get("id", i))) for i, r in enumerate(rows) if r["split"] == split]
+    except (ValueError, TypeError) as err:
+        raise DataError(f"{path} has an example with a bad id ({err})", fix="restore the file from git") from None
     if not examples:
         raise DataError(f"{path} has no {split!r} examples", fix="restore the file from git")
     return examples
