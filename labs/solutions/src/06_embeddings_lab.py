@@ -1,0 +1,120 @@
+# %% [markdown]
+# # Lab 06 · Embeddings: build semantic search yourself
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/06_embeddings_lab.ipynb)
+#
+# Five short exercises on lesson 06. Replace each `raise NotImplementedError` with your code, run the cell, and
+# read the check's verdict: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
+#
+# You will write the cosine similarity, a vector search, the mean pooling that turns a transformer's hidden
+# states into a sentence embedding, a PCA projection to 2-D, and nearest neighbours over real MiniLM
+# embeddings. Only numpy is needed.
+#
+# **Prerequisites:** lesson 06. **Run time:** under 30 seconds on a 2-core CPU.
+
+# %%
+# Colab only: install the course (~5 min the first time). Does nothing on your own machine.
+import sys
+if "google.colab" in sys.modules:
+    # !git clone -q --depth 1 https://github.com/local-llm-lab/local-llm-lab /content/local-llm-lab
+    # !bash /content/local-llm-lab/tools/install.sh --system
+
+# %% tags=["parameters"]
+BACKEND = "auto"  # not used by this lab: everything here is embeddings
+MODEL = None
+SEED = 0
+
+# %%
+import numpy as np
+
+from course_utils import setup_notebook
+from course_utils.checks.embeddings import check_cosine, check_mean_pool, check_nearest_neighbours, check_pca, check_search
+from course_utils.embeddings import Embedder, course_sentences
+
+cfg = setup_notebook(seed=SEED)
+embedder = Embedder()  # the bundled all-MiniLM-L6-v2, used by exercise 5
+
+# %% [markdown]
+# ## Exercise 1: cosine similarity
+#
+# Write `cosine_similarity(a, b)` for two 1-D numpy arrays: the dot product divided by the product of the two
+# lengths (`np.linalg.norm`). `cosine_similarity(np.array([1, 0]), np.array([1, 1]))` is about 0.707.
+
+# %%
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+check_cosine(cosine_similarity)
+
+# %% [markdown]
+# ## Exercise 2: search
+#
+# Write `search(query, matrix, k)`: the indices of the `k` rows of `matrix` most similar (by cosine) to
+# `query`, most similar first. The rows do **not** all have length 1, so normalise them (and the query) before
+# taking dot products. `np.argsort(-scores)` sorts from highest to lowest.
+
+# %%
+def search(query: np.ndarray, matrix: np.ndarray, k: int) -> list[int]:
+    rows = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    scores = rows @ (query / np.linalg.norm(query))
+    return [int(i) for i in np.argsort(-scores)[:k]]
+
+
+check_search(search)
+
+# %% [markdown]
+# ## Exercise 3: mean pooling
+#
+# A sentence-transformer averages its hidden states over the **real** tokens of each text. Write
+# `mean_pool(hidden, mask)` where `hidden` has shape (texts, tokens, dim) and `mask` has shape (texts, tokens)
+# with 1 for a real token and 0 for padding. Return shape (texts, dim). Padding must not count: a text with 2
+# real tokens is the average of those 2 vectors.
+
+# %%
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    weights = mask[..., None].astype(float)
+    return (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+
+
+check_mean_pool(mean_pool)
+
+# %% [markdown]
+# ## Exercise 4: PCA to two dimensions
+#
+# Write `pca_2d(X)`: centre `X` (subtract each column's mean), take the singular value decomposition
+# `np.linalg.svd(Xc, full_matrices=False)` which returns `U, S, Vt`, and project the centred data onto the first
+# two rows of `Vt`. Return shape (n, 2). (Each axis may come out pointing either way; the check allows that.)
+
+# %%
+def pca_2d(X: np.ndarray) -> np.ndarray:
+    centred = X - X.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+check_pca(pca_2d)
+
+# %% [markdown]
+# ## Exercise 5: nearest neighbours
+#
+# Write `nearest_neighbours(vectors, i, k)`: the indices of the `k` rows most similar to row `i`, best first,
+# **leaving out `i` itself**. The rows are unit vectors (MiniLM embeddings of the course's 48 sentences), so the
+# dot product is the cosine. Hint: set the score of row `i` to `-np.inf` before sorting.
+
+# %%
+def nearest_neighbours(vectors: np.ndarray, i: int, k: int) -> list[int]:
+    scores = vectors @ vectors[i]
+    scores[i] = -np.inf
+    return [int(j) for j in np.argsort(-scores)[:k]]
+
+
+check_nearest_neighbours(nearest_neighbours, embedder)
+
+# %% [markdown]
+# ## Going further
+#
+# - Use your `search` with `embedder.embed(...)` on `course_sentences()` and queries of your own. Which of your
+#   queries fail, and why?
+# - Plot `pca_2d` of the sentence embeddings, coloured by `topic`. Do the same with word-count vectors (lesson 06,
+#   section 2): do the topics still separate?

@@ -1,0 +1,170 @@
+# %% [markdown]
+# # Lab 07 · RAG: the pieces, from scratch
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/07_rag_lab.ipynb)
+#
+# Six short exercises on lesson 07 and a seventh check that puts two of them to work. Replace each
+# `raise NotImplementedError` with your code, run the cell, and read the check's verdict: ✅ means right,
+# ❌ comes with a hint, ⏳ means not done yet.
+#
+# You will write fixed-size chunking with overlap, recall@k and MRR, BM25 scoring, reciprocal rank fusion,
+# citation parsing and a prompt-injection filter, then run your fusion as a hybrid retriever over a real
+# Chroma store of BoolQ passages.
+#
+# **Prerequisites:** lesson 07. **Run time:** under a minute on a 2-core CPU (the small index is built once
+# and cached).
+
+# %%
+# Colab only: install the course (~5 min the first time). Does nothing on your own machine.
+import sys
+if "google.colab" in sys.modules:
+    # !git clone -q --depth 1 https://github.com/local-llm-lab/local-llm-lab /content/local-llm-lab
+    # !bash /content/local-llm-lab/tools/install.sh --system
+
+# %% tags=["parameters"]
+BACKEND = "auto"  # not used: no text is generated in this lab
+MODEL = None
+SEED = 0
+N_PASSAGES = 60  # BoolQ passages in the lab's index (exercise 7)
+
+# %%
+import math
+import re
+from collections import Counter
+
+import numpy as np
+
+from course_utils import rag, setup_notebook
+from course_utils.bm25 import tokenize
+from course_utils.checks.rag import (
+    check_bm25, check_citations, check_fixed_chunks, check_hybrid, check_injection_filter, check_recall_mrr, check_rrf,
+)
+
+cfg = setup_notebook(seed=SEED)
+docs, questions = rag.boolq_corpus(N_PASSAGES)
+chunks = rag.chunk_documents(docs, "sentences", size=800)
+store, report = rag.cached_store(chunks, prefix="lab07")
+print(f"{len(docs)} passages, {len(chunks)} chunks, {len(questions)} questions; {report}")
+
+# %% [markdown]
+# ## Exercise 1: fixed-size chunks with overlap
+#
+# Write `fixed_chunks(text, size, overlap)`: windows of `size` characters; each window starts `size - overlap`
+# characters after the previous one; stop once a window reaches the end of the text (so no window lies entirely
+# inside the previous one). `fixed_chunks("abcdefghij", 4, 1)` is `["abcd", "defg", "ghij"]`. An empty text
+# gives `[]`.
+
+# %%
+def fixed_chunks(text: str, size: int, overlap: int) -> list[str]:
+    # TODO: loop over the start positions, append text[start:start + size], stop when the window reaches the end
+    raise NotImplementedError
+
+
+check_fixed_chunks(fixed_chunks)
+
+# %% [markdown]
+# ## Exercise 2: recall@k and MRR
+#
+# `rankings` is a list (one per query) of ranked document ids, best first; `relevant` holds the one right id per
+# query.
+# - `recall_at_k(rankings, relevant, k)`: the fraction of queries whose right id is among the first `k`.
+# - `mrr(rankings, relevant)`: the mean over queries of `1 / rank` of the right id (ranks start at 1), or 0 when it
+#   is not in the ranking.
+
+# %%
+def recall_at_k(rankings: list[list[str]], relevant: list[str], k: int) -> float:
+    # TODO: count the queries whose relevant id is in ranking[:k], divide by the number of queries
+    raise NotImplementedError
+
+
+def mrr(rankings: list[list[str]], relevant: list[str]) -> float:
+    # TODO: for each query add 1 / (position of the relevant id, counting from 1), or 0 if absent; then average
+    raise NotImplementedError
+
+
+check_recall_mrr(recall_at_k, mrr)
+
+# %% [markdown]
+# ## Exercise 3: BM25
+#
+# Write `bm25_scores(query, docs, k1=1.2, b=0.75)` returning one score per document (a numpy array). Tokenize
+# with `tokenize` (lower-case words, stop words removed). For each **distinct** query word `w` present in a
+# document `d`:
+#
+# `idf(w) × tf × (k1 + 1) / (tf + k1 × (1 − b + b × len(d) / avg_len))`
+#
+# with `tf` the count of `w` in `d`, `len(d)` its number of tokens, `avg_len` the average over all documents,
+# and `idf(w) = log(1 + (N − df + 0.5) / (df + 0.5))` where `N` is the number of documents and `df` how many
+# contain `w`. `Counter(tokens)` counts words.
+
+# %%
+def bm25_scores(query: str, docs: list[str], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+    # TODO: tokenize every document, count words, compute the average length and the document frequencies,
+    # then add up the formula over the distinct query words
+    raise NotImplementedError
+
+
+check_bm25(bm25_scores, docs=list(docs.values())[:40])
+
+# %% [markdown]
+# ## Exercise 4: reciprocal rank fusion
+#
+# Write `rrf(rankings, k=60)`: given several ranked lists of ids, give each id the sum over the lists of
+# `1 / (k + rank)` (rank from 1, only the lists it appears in) and return `[(id, score), ...]`, highest score
+# first. It merges rankings whose scores are not comparable (cosines and BM25 scores).
+
+# %%
+def rrf(rankings: list[list[str]], k: int = 60) -> list[tuple[str, float]]:
+    # TODO: accumulate 1 / (k + rank) per id in a dict, then sort by score, descending
+    raise NotImplementedError
+
+
+check_rrf(rrf)
+
+# %% [markdown]
+# ## Exercise 5: which sources did the answer cite?
+#
+# Write `cited_sources(text, n_sources)`: the source numbers cited in `text` as `[2]` or `[1, 3]`, in order of first
+# appearance, each once, keeping only numbers from 1 to `n_sources` (a model may invent `[7]` when there are 3
+# sources). `cited_sources("A [2]. B [1, 2] and [9].", 3)` is `[2, 1]`.
+
+# %%
+def cited_sources(text: str, n_sources: int) -> list[int]:
+    # TODO: find the bracket groups with a regular expression, split on commas, keep valid numbers once, in order
+    raise NotImplementedError
+
+
+check_citations(cited_sources)
+
+# %% [markdown]
+# ## Exercise 6: a prompt-injection filter
+#
+# Write `looks_injected(text)`: True when a retrieved text contains an instruction aimed at the model ("ignore all
+# previous instructions", "reply only with ...", "you are now ...", "disregard the question", "do not mention
+# ..."). The check runs it on six attacks (at most one may slip through) and on 300 real BoolQ passages (none may
+# be flagged). Regular expressions with `re.IGNORECASE` work well.
+
+# %%
+def looks_injected(text: str) -> bool:
+    # TODO: search the text for instruction-like phrases
+    raise NotImplementedError
+
+
+check_injection_filter(looks_injected)
+
+# %% [markdown]
+# ## Exercise 7: your fusion as a hybrid retriever
+#
+# Nothing new to write: the check runs dense retrieval (the Chroma store built above) and BM25 for every question,
+# fuses the two rankings with **your** `rrf`, and compares recall@5 with the reference hybrid.
+
+# %%
+check_hybrid(rrf, store, chunks, questions)
+
+# %% [markdown]
+# ## Going further
+#
+# - Give the dense ranking twice the weight in `rrf` (pass it twice) and measure recall@5 and MRR with your own
+#   functions: does the hybrid now beat dense alone?
+# - Try `fixed_chunks` with sizes 200, 500 and 1000 on the lab's passages, build a store for each with
+#   `rag.cached_store`, and compare their MRR with `rag.evaluate_retrieval`.

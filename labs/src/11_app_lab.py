@@ -1,0 +1,103 @@
+# %% [markdown]
+# # Lab 11 · A local assistant app: measure speech, check synthetic data, stream a reply
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/11_app_lab.ipynb)
+#
+# Three short exercises on lesson 11. Replace each `raise NotImplementedError` with your code, run the cell,
+# then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
+#
+# **Run time:** under a minute on a 2-core CPU.
+
+# %%
+# Colab only: install the course (~5 min the first time). Does nothing on your own machine.
+import sys
+if "google.colab" in sys.modules:
+    # !git clone -q --depth 1 https://github.com/local-llm-lab/local-llm-lab /content/local-llm-lab
+    # !bash /content/local-llm-lab/tools/install.sh --system
+
+# %% tags=["parameters"]
+BACKEND = "auto"
+MODEL = None
+SEED = 0
+
+# %%
+from course_utils import get_backend, setup_notebook
+from course_utils.checks.app import check_stream_handler, check_validator, check_wer
+
+cfg = setup_notebook(seed=SEED)
+backend = get_backend(BACKEND, model=MODEL)
+
+# %% [markdown]
+# ## Exercise 1: word error rate
+#
+# Write `word_error_rate(reference, hypothesis)`: normalise both texts (lower case, punctuation removed,
+# split into words), find the fewest word substitutions, deletions and insertions that turn the reference into
+# the hypothesis (the Levenshtein distance over words: a table `d[i][j]` for the first `i` reference words and
+# the first `j` hypothesis words), and divide by the number of reference words.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import re
+
+
+def normalise(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    # TODO: ref, hyp = normalise(...); fill the edit-distance table; return d[len(ref)][len(hyp)] / len(ref)
+    raise NotImplementedError
+
+
+check_wer(word_error_rate)
+
+# %% [markdown]
+# ## Exercise 2: a validator for synthetic records
+#
+# The model wrote records like `{"question": ..., "answer": ...}` about a passage. Write
+# `is_valid(record, passage)` that returns `True` only when: the record matches `QA_SCHEMA` (use
+# `jsonschema`), the answer occurs in the passage, the question ends with "?", and the question does not contain
+# the answer. Compare texts with `normalize_text` (lower case, no punctuation), and as whole words.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from course_utils.synth import QA_SCHEMA, normalize_text
+
+
+def is_valid(record: dict, passage: str) -> bool:
+    # TODO: jsonschema.validate(...) in try/except, then the three content checks
+    raise NotImplementedError
+
+
+check_validator(is_valid)
+
+# %% [markdown]
+# ## Exercise 3: a streaming chat handler
+#
+# A chat UI calls a generator and redraws the reply at every `yield`. Write `stream_reply(backend, message,
+# history)`: if the message is empty (or only spaces), yield one line starting with "⚠️" and stop, without calling
+# the model. Otherwise send `history` plus the new user message to `backend.chat_stream(...)` (greedy:
+# `temperature=0.0`, `max_tokens=64`) and, for every chunk with text, yield the reply so far.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def stream_reply(backend, message: str, history: list[dict]):
+    # TODO: the empty case, then a loop over backend.chat_stream(...) that yields the growing reply
+    raise NotImplementedError
+
+
+check_stream_handler(stream_reply, backend)
+
+# %% [markdown]
+# Your handler with the real model (each line is one redraw of the UI):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+try:
+    for partial in stream_reply(backend, "What is the capital of Germany?", []):
+        print(repr(partial))
+except NotImplementedError:
+    print("(finish exercise 3 to see this)")
+
+# %%
+backend.close()

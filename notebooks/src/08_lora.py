@@ -1,0 +1,448 @@
+# %% [markdown]
+# # 08 · LoRA: fine-tune SmolLM2 on a CPU and serve it with llama.cpp
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/notebooks/08_lora.ipynb)
+#
+# **What you will learn**
+# - how to make a model *your own* with a small instruction data set, and how to tell whether it worked
+#   (held-out loss, a task metric, generations side by side);
+# - **LoRA** from scratch: the low-rank update `(alpha / r) · B A`, its scaling, injecting it into the attention
+#   projections, and why only 0.7% of the parameters need training;
+# - the same with Hugging Face **peft**, checked to give the same outputs;
+# - **merging** the adapter into the weights, and **QLoRA**'s idea: train adapters on a frozen, quantized base;
+# - exporting the merged model to **GGUF** yourself, running it with **llama.cpp**, and the **Ollama** Modelfile;
+# - when to prompt, use RAG or fine-tune; SFT vs RLHF/DPO; the PEFT family; MLX on Apple silicon.
+#
+# **Prerequisites:** lesson 02 (a transformer's layers, `q_proj`/`k_proj`/...) and lesson 05 (quantization: int4
+# codes and scales, `course_utils.quant`). A little PyTorch training (loss, `backward()`, an optimizer).
+#
+# **Run time:** about 100 seconds on a 2-core CPU (`FULL = True`: about 6 minutes, with up to 3 minutes of LoRA
+# training).
+#
+# Everything runs offline on the bundled SmolLM2-135M-Instruct. Files written (adapter, merged model, GGUF) go to
+# the course cache (`COURSE_CACHE`, default `~/.cache/local-llm-lab/lora/`), not into the repository.
+
+# %%
+# Colab only: install the course (~5 min the first time). Does nothing on your own machine.
+import sys
+if "google.colab" in sys.modules:
+    # !git clone -q --depth 1 https://github.com/local-llm-lab/local-llm-lab /content/local-llm-lab
+    # !bash /content/local-llm-lab/tools/install.sh --system
+
+# %% tags=["parameters"]
+BACKEND = "auto"  # unused: the exported GGUF is served with llama.cpp, the engine that runs GGUF files
+MODEL = None  # None = the bundled SmolLM2-135M-Instruct; or a .gguf path of a Llama-style chat model
+SEED = 0
+FULL = False  # True: train for 3 minutes and evaluate on all 100 held-out examples
+STEPS = 8  # LoRA training steps (FULL: 60, stopped at TRAIN_SECONDS if slower)
+BATCH_SIZE = 8
+LR = 3e-3  # LoRA tolerates (and short runs need) a larger learning rate than full fine-tuning
+RANK = 8  # r: the rank of the update
+ALPHA = 16  # the update is scaled by ALPHA / RANK
+QLORA_STEPS = 3  # steps on the int4 base (section 6)
+N_HELDOUT = 16  # held-out examples scored before/after (FULL: 100)
+OUTTYPE = "f16"  # GGUF tensor type: "f16", "f32" or "q8_0"
+
+# %%
+from course_utils import record, setup_notebook
+
+cfg = setup_notebook(seed=SEED)
+
+import copy
+import inspect
+import warnings
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from course_utils import export, lora, quant
+from course_utils.assets import load_hf_model
+from course_utils.backends import get_backend
+from course_utils.plots import labelled
+
+torch.set_num_threads(cfg.n_threads)
+warnings.filterwarnings("ignore", category=FutureWarning)  # peft 0.21 calls a transformers API deprecated in v5
+if FULL:
+    STEPS, QLORA_STEPS, N_HELDOUT = 60, 20, 100
+TRAIN_SECONDS = 180 if FULL else None  # the issue's budget: at most 3 minutes of CPU training
+OUT = cfg.cache_dir / "lora"
+
+# %% [markdown]
+# ## 1. The task: answer dates in ISO 8601
+#
+# A fine-tune needs a task where the base model falls short in a way we can measure. Ours is a **fixed answer
+# format**, the kind of thing teams fine-tune for: given a sentence with a date, answer with that date as
+# `YYYY-MM-DD` and nothing else. The data (`data/lora_dates.jsonl`) was written for this course: 400 training
+# and 100 held-out examples, varied instructions, sentences and date styles, and no date in both splits.
+
+# %%
+train_set, test_set = lora.load_examples("train"), lora.load_examples("test")
+heldout = test_set[:N_HELDOUT]
+print(len(train_set), "training examples,", len(test_set), "held out")
+for ex in train_set[:3]:
+    print(f"  {ex.prompt!r}\n    -> {ex.response!r}")
+
+# %% [markdown]
+# Notice that the instruction often *asks* for ISO format: the base model gets a fair chance. Let us see what it
+# does with the held-out prompts (greedy decoding, several prompts per batch).
+
+# %%
+base, tokenizer = load_hf_model(MODEL)
+prompts = [ex.prompt for ex in heldout]
+answers = [ex.response for ex in heldout]
+base_answers = lora.generate(base, tokenizer, prompts, max_new_tokens=20)
+base_loss = lora.response_loss(base, tokenizer, heldout)
+base_em = lora.exact_match(base_answers, answers)
+for prompt, got in list(zip(prompts, base_answers))[:4]:
+    print(f"{prompt[:70]!r:75} -> {got!r}")
+record("held-out loss, base model", base_loss, note="nats per answer token", fmt=".3f")
+base_em = record("exact match, base model", base_em, note=f"{N_HELDOUT} held-out prompts", fmt=".0%")
+
+# %% [markdown]
+# The base model understands the request but answers in its own words ("The date in YYYY-MM-DD format is ..."),
+# repeats the date as written, or gets the digits wrong: a low **exact match**. The **held-out loss** is the mean
+# cross-entropy of the reference answer's tokens (including the end-of-turn token that stops generation) given the
+# prompt: how surprised the model is by the answer we want. Both numbers are measured on examples never trained on.
+#
+# ## 2. LoRA from scratch
+#
+# Full fine-tuning updates every weight matrix `W`. LoRA keeps `W` frozen and learns a **low-rank** change next to
+# it: two thin matrices `A` (r × in) and `B` (out × r), and the layer computes
+#
+# `y = x Wᵀ + (alpha / r) · x Aᵀ Bᵀ`
+#
+# The whole layer is in `course_utils.lora`; here is its forward pass:
+
+# %%
+print(inspect.getsource(lora.LoRALinear.forward))
+
+# %% [markdown]
+# Two thin matrix products, `(…, in) → (…, r) → (…, out)`; the full `(out, in)` update is never built during
+# training. On a toy layer we can check the three facts that make LoRA work:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(SEED)
+toy = lora.LoRALinear(torch.nn.Linear(6, 4, bias=False), r=2, alpha=4)
+x = torch.randn(3, 6)
+assert torch.equal(toy(x), toy.base(x))  # 1. B starts at zero: the model is unchanged at step 0
+with torch.no_grad():
+    toy.lora_B.normal_()  # pretend we trained
+delta = toy.delta_weight()
+print("update (alpha/r)·B·A:", tuple(delta.shape), "rank", int(torch.linalg.matrix_rank(delta)))  # 2. rank <= r
+assert torch.allclose(toy(x), x @ (toy.base.weight + delta).T, atol=1e-6)  # 3. the same as a changed weight
+print("trainable:", lora.count_parameters(toy))
+
+# %% [markdown]
+# 1. `B = 0` at the start, so training begins exactly at the base model (`A` is random so gradients can flow).
+# 2. The update `(alpha/r)·B·A` has rank at most r: a 4 × 6 change described by 2·(6 + 4) = 20 numbers.
+# 3. The layer equals an ordinary linear layer with weight `W + update`: that is what **merging** does later.
+#
+# `alpha / r` is the **scaling**: with it, doubling r does not double the size of the update, so the learning
+# rate can stay when you change r.
+#
+# Now the real model. We inject adapters into the four **attention projections** of all 30 layers (a deep copy:
+# `base` stays untouched for comparisons).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+model = copy.deepcopy(base)
+torch.manual_seed(SEED)
+wrapped = lora.inject_lora(model, targets=("q_proj", "k_proj", "v_proj", "o_proj"), r=RANK, alpha=ALPHA)
+counts = lora.count_parameters(model)
+print(len(wrapped), "layers wrapped, e.g.", wrapped[0])
+print(model.model.layers[0].self_attn.k_proj)
+print(counts)
+assert counts.trainable == lora.lora_parameter_count(base, r=RANK)  # r * (in + out), summed over the layers
+
+# %% [markdown]
+# Per layer: `q_proj` and `o_proj` are 576 × 576 → 8 · (576 + 576) = 9,216 adapter weights each; `k_proj` and
+# `v_proj` are 192 × 576 (3 KV heads) → 6,144 each; 30,720 per layer, **921,600** in all: 0.68% of the model.
+# The memory you save is larger than that suggests: full fine-tuning with AdamW keeps, for *every* weight, its
+# gradient and two optimizer moments (4 × 4 bytes × 134.5 M ≈ 2.2 GB on top of the weights); LoRA keeps them only
+# for the adapters (≈ 15 MB).
+
+# %%
+batch = lora.make_batch(tokenizer, heldout[:4])
+with torch.no_grad():
+    same = torch.equal(model(input_ids=batch.input_ids).logits, base(input_ids=batch.input_ids).logits)
+print("outputs identical to the base model before training:", same)
+assert same
+
+# %% [markdown]
+# ## 3. Train
+#
+# Supervised fine-tuning (**SFT**) trains on the chat-formatted example, but the loss counts only the **answer**:
+# prompt positions get the label `-100`, which cross-entropy ignores. We want the model to learn to answer, not to
+# predict our questions.
+
+# %%
+ids, labels = lora.encode_example(tokenizer, train_set[0])
+answer_from = next(i for i, lab in enumerate(labels) if lab != lora.IGNORE_INDEX)
+print(f"{len(ids)} tokens, the loss is taken on the last {len(ids) - answer_from}:")
+print(repr(tokenizer.decode(ids[answer_from - 6:answer_from])), "|", repr(tokenizer.decode(ids[answer_from:])))
+
+# %% [markdown]
+# Everything up to `assistant\n` (including SmolLM2's default system prompt, which its chat template adds) is
+# context; `1981-05-10<|im_end|>` is what we teach. Digits are single tokens in SmolLM2, so the answer is 11
+# tokens. Training is a plain loop (`lora.train`): AdamW on the adapters only, `BATCH_SIZE` examples per step,
+# the learning rate decaying linearly, gradients clipped.
+
+# %%
+torch.manual_seed(SEED)
+result = lora.train(model, lora.batches(tokenizer, train_set, BATCH_SIZE, seed=SEED), steps=STEPS, lr=LR,
+                    max_seconds=TRAIN_SECONDS, log_every=max(1, STEPS // 4))
+tuned_loss = lora.response_loss(model, tokenizer, heldout)
+drop = 1 - tuned_loss / base_loss
+record("LoRA training", result.seconds, note=f"seconds; {result.steps} steps of {BATCH_SIZE}, {result.seconds_per_step:.1f} s/step, {result.tokens_per_s:.0f} tokens/s", fmt=".0f")
+record("held-out loss, LoRA", tuned_loss, note=f"{drop:.0%} lower than the base model", fmt=".3f")
+assert drop >= 0.30, f"held-out loss fell only {drop:.0%}"
+
+# %%
+fig, ax = plt.subplots()
+ax.plot(range(1, result.steps + 1), result.losses, marker="o", ms=3, label="training loss (one batch)")
+ax.axhline(base_loss, color="grey", ls="--", label=f"held-out, base model ({base_loss:.2f})")
+ax.axhline(tuned_loss, color="green", ls="--", label=f"held-out, after LoRA ({tuned_loss:.2f})")
+ax.set_ylim(bottom=0)
+ax.legend()
+labelled(ax, f"LoRA r={RANK} on SmolLM2-135M: {result.seconds:.0f} s on {cfg.n_threads} CPU threads",
+         f"training step (batch of {BATCH_SIZE} examples)", "loss (nats per answer token)")
+plt.show()
+
+# %% [markdown]
+# The loss falls within a few steps: a fixed format is easy to learn, because the model already knows dates and
+# digits; it only has to change *how* it answers. The held-out loss (dashed lines, examples never seen in training)
+# falls as far as the training loss, so this is learning, not memorising. Now the task metric, side by side:
+
+# %%
+tuned_answers = lora.generate(model, tokenizer, prompts, max_new_tokens=20)
+tuned_em = lora.exact_match(tuned_answers, answers)
+record("exact match, LoRA", tuned_em, note=f"base model: {base_em:.0%}", fmt=".0%")
+assert tuned_em >= base_em + 0.25
+pd.set_option("display.max_colwidth", 60)
+pd.DataFrame({"prompt": prompts, "base model": base_answers, "after LoRA": tuned_answers, "expected": answers}).head(8)
+
+# %% [markdown]
+# The fine-tuned model answers with the date alone, in the right format, and stops. The errors that remain are
+# wrong digits (a year or a day), not a wrong format: more steps (`FULL = True`) fix most of them.
+#
+# ## 4. The same with peft
+#
+# Hugging Face's **peft** library is what you would use in practice. We build a peft model from the same base, with
+# the same configuration, and give it our trained `A` and `B` matrices: the outputs must agree.
+
+# %%
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+peft_config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+peft_model = get_peft_model(copy.deepcopy(base), peft_config)
+peft_model.print_trainable_parameters()
+set_peft_model_state_dict(peft_model, lora.peft_state_dict(model))
+with torch.no_grad():
+    ours = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    theirs = peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+peft_diff = (ours - theirs).abs().max().item()
+record("max |logit difference| ours vs peft", peft_diff, note="same weights, 4 held-out examples", fmt=".1e")
+assert peft_diff < 1e-4
+del peft_model
+
+# %% [markdown]
+# Same parameter count, same outputs (the difference is at most float rounding): peft's `LoraLayer` computes
+# `base(x) + lora_B(lora_A(dropout(x))) · scaling`, our formula. With peft, training is
+# `get_peft_model(model, LoraConfig(...))` followed by any training loop (ours, or `transformers.Trainer`, or
+# `trl.SFTTrainer`).
+#
+# Our `save_adapter` writes peft's file format, so the adapter we trained can be loaded by anyone with
+# `PeftModel.from_pretrained(base, folder)`. It is small:
+
+# %%
+adapter_dir = lora.save_adapter(model, OUT / "dates-adapter", base_model="SmolLM2-135M-Instruct")
+for f in sorted(adapter_dir.iterdir()):
+    print(f"{f.name:28} {f.stat().st_size / 1e6:6.2f} MB")
+
+# %% [markdown]
+# 3.7 MB of adapter against 538 MB of fp32 model: you can keep one base model and many adapters (one per task or
+# customer), and swap them at run time.
+#
+# ## 5. Merge the adapter into the weights
+#
+# For serving, fold the update into each weight, `W' = W + (alpha/r)·B·A`: the model has its original
+# architecture again, no adapter code, no extra matrix products. `merge_lora` does it and removes the wrappers.
+
+# %%
+merged = lora.merge_lora(model)  # in place: `model` is now the merged model
+with torch.no_grad():
+    merged_logits = merged(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+merge_diff = (merged_logits - ours).abs().max().item()
+merged_answers = lora.generate(merged, tokenizer, prompts[:8], max_new_tokens=20)
+print("layer now:", merged.model.layers[0].self_attn.q_proj)
+print(f"max |logit difference| merged vs adapter: {merge_diff:.1e}")
+print("greedy answers unchanged:", merged_answers == tuned_answers[:8])
+assert merge_diff < 1e-3 and merged_answers == tuned_answers[:8]
+assert lora.count_parameters(merged).total == lora.count_parameters(base).total
+
+# %% [markdown]
+# The outputs agree up to float rounding (adding a small update into a large weight rounds differently from adding
+# it afterwards) and the answers are identical. The merged model saves like any transformers model:
+
+# %%
+merged_dir = OUT / "dates-merged"
+lora.write_folder_atomically(merged_dir, lambda tmp: (merged.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+print(f"{merged_dir}: {sum(f.stat().st_size for f in merged_dir.iterdir()) / 1e6:.0f} MB")
+
+# %% [markdown]
+# ## 6. QLoRA's idea on a CPU
+#
+# **QLoRA** (Dettmers et al., 2023) fine-tunes a model too big for memory by **quantizing the frozen base to 4
+# bits** and training full-precision LoRA adapters on top; gradients flow *through* the de-quantized weights into
+# the adapters. Its CUDA kernels (bitsandbytes, NF4) need a GPU, but the idea works with the course's own int4 code
+# from lesson 05: `QuantLinear` stores codes and scales and de-quantizes on the fly, and `LoRALinear` wraps it
+# like any linear layer.
+
+# %%
+qmodel = quant.quantize_model(base, bits=4, group_size=32)  # every linear layer but the tied lm_head
+q_base_loss = lora.response_loss(qmodel, tokenizer, heldout)
+torch.manual_seed(SEED)
+lora.inject_lora(qmodel, r=RANK, alpha=ALPHA)
+q_result = lora.train(qmodel, lora.batches(tokenizer, train_set, BATCH_SIZE, seed=SEED), steps=QLORA_STEPS, lr=LR)
+q_loss = lora.response_loss(qmodel, tokenizer, heldout)
+print(f"int4 linear layers + fp32 embeddings: {quant.model_size_bytes(qmodel) / 1e6:.0f} MB (fp32 model: {quant.model_size_bytes(base) / 1e6:.0f} MB)")
+print(lora.count_parameters(qmodel), "(the int4 codes are buffers, not parameters)")
+record("held-out loss, QLoRA (int4 base)", q_loss, note=f"int4 base before training {q_base_loss:.3f}; {QLORA_STEPS} steps, {q_result.seconds_per_step:.1f} s/step", fmt=".3f")
+assert q_loss < 0.7 * q_base_loss
+
+# %%
+summary = pd.DataFrame(
+    {"held-out loss": [base_loss, tuned_loss, q_base_loss, q_loss],
+     "training steps": [0, result.steps, 0, q_result.steps],
+     "s/step": [None, result.seconds_per_step, None, q_result.seconds_per_step]},
+    index=["fp32 base", "fp32 base + LoRA", "int4 base", "int4 base + LoRA (QLoRA)"],
+).round(3)
+summary
+
+# %% [markdown]
+# The int4 base starts clearly worse than fp32 on this loss (4-bit weights cost a 135M-parameter model more than a
+# large one, and a loss on a few exact answer tokens is sensitive to it), yet a few steps of adapters on top of the
+# frozen int4 weights cut its loss by a large factor: the adapters learn the task *and* part of the correction for
+# the quantization error. Speed is not the gain on a CPU (the weights are de-quantized in every forward pass;
+# `benchmarks/lora.py` compares seconds per step); the point of QLoRA is memory: a 7B model's frozen weights shrink from 28 GB (fp32) or 14 GB (fp16) to about 4 GB,
+# which fits one consumer GPU. Real QLoRA adds NF4 (4-bit levels placed for normally distributed weights), double
+# quantization of the scales and paged optimizer states. To deploy, merge the adapters into the de-quantized (or,
+# better, the original full-precision) weights; `merge_lora` does the former.
+#
+# ## 7. Export to GGUF, run with llama.cpp, serve with Ollama
+#
+# llama.cpp, Ollama, LM Studio and GPT4All all run **GGUF** files. `export.export_gguf` writes one with the `gguf`
+# library: the model's sizes as metadata, the tokenizer copied from the bundled SmolLM2 GGUF (same vocabulary),
+# and every tensor under llama.cpp's name. One step needs care: llama.cpp applies RoPE to *adjacent* dimension
+# pairs, Hugging Face to pairs half a head apart, so the rows of `q_proj` and `k_proj` are permuted within each head.
+# The bundled GGUF shows it:
+
+# %%
+from course_utils.quant import gguf_dequantize
+
+hf_q = base.model.layers[0].self_attn.q_proj.weight.detach().numpy()
+file_q = gguf_dequantize("blk.0.attn_q.weight")  # the bundled SmolLM2 GGUF
+print("rows as in Hugging Face:  ", bool((file_q == hf_q).all()))
+print("rows permuted per head:   ", bool((file_q == export.permute_qk(hf_q, n_head=9)).all()))
+
+# %% [markdown]
+# The bundled file stores exactly the permuted rows (bit for bit: our fp32 model *is* its de-quantized weights).
+# Without the permutation the exported file would load and then talk nonsense. Now the export of our merged model:
+
+# %%
+gguf_path = export.export_gguf(merged, OUT / f"smollm2-dates-{OUTTYPE}.gguf", outtype=OUTTYPE,
+                               tokenizer_gguf=MODEL if str(MODEL).endswith(".gguf") else None, name="SmolLM2-135M dates")
+gguf_mb = record("GGUF size", gguf_path.stat().st_size / 1e6, note=f"MB, {OUTTYPE}, {gguf_path.name}", fmt=".0f")
+
+# %% [markdown]
+# f16 halves the fp32 size with no visible loss; `outtype="q8_0"` halves it again. (lesson 05's pitfall applies:
+# re-quantizing a model this small to 4 bits can break it, so check any quantized export on held-out data.)
+# Run it with the course's llama.cpp backend, on the same held-out prompts, through the chat template stored in
+# the file:
+
+# %%
+with get_backend("llamacpp", model=str(gguf_path)) as served:
+    served_answers = [served.chat([{"role": "user", "content": p}], max_tokens=20).text.strip() for p in prompts]
+served_em = lora.exact_match(served_answers, answers)
+agree = sum(a == b for a, b in zip(served_answers, tuned_answers)) / len(prompts)
+record("exact match, llama.cpp (exported GGUF)", served_em, note=f"answers identical to transformers for {agree:.0%}", fmt=".0%")
+assert agree >= 0.9 and served_em >= tuned_em - 0.1
+pd.DataFrame({"prompt": prompts, "transformers (fp32)": tuned_answers, f"llama.cpp ({OUTTYPE} GGUF)": served_answers}).head(5)
+
+# %% [markdown]
+# llama.cpp gives the fine-tuned behaviour: the same answers as PyTorch, from an f16 file and llama.cpp's own
+# kernels. To serve it with **Ollama**, write a Modelfile next to the GGUF:
+
+# %%
+modelfile = export.write_modelfile(gguf_path)
+print(modelfile.read_text())
+
+# %% [markdown]
+# Then `ollama create smollm2-dates -f Modelfile` and `ollama run smollm2-dates "Deadline: 3 May 2025. Give the date
+# in ISO 8601 format."` (not run here: there is no Ollama server in the course environment). `FROM` names the file;
+# `TEMPLATE` (a Go template) rebuilds SmolLM2's ChatML prompt; `SYSTEM` sets the system prompt the model was
+# **trained with** (SmolLM2's template inserted it into every training example): serve with a different prompt
+# and the fine-tuned behaviour may weaken. `PARAMETER stop` ends the answer at `<|im_end|>`.
+#
+# ## 8. Choosing a strategy
+#
+# **Prompt, RAG or fine-tune?**
+# - **Prompting** (instructions, a few examples, a JSON schema with constrained decoding: lesson 03) is free and
+#   instant. Try it first. Here, the instruction alone gave the base model a low exact match.
+# - **RAG** (lesson 07) is for *knowledge*: facts that change, private documents, answers with citations. A
+#   fine-tune is a poor database: it learns facts slowly, hallucinates them confidently, and must be retrained when
+#   they change.
+# - **Fine-tuning** is for *behaviour*: a format, a style, a tone, a narrow skill, or making a small model do what
+#   only a large one did with a long prompt (shorter prompts, lower latency, lower cost). Our date format is a
+#   textbook case. You need a few hundred to a few thousand good examples and a held-out set.
+#
+# **SFT, RLHF, DPO.** What we did is **supervised fine-tuning**: imitate reference answers. Chat models are then
+# usually tuned on *preferences*: **RLHF** trains a reward model on human comparisons ("answer A is better than B")
+# and optimizes the model against it with reinforcement learning (PPO); **DPO** (direct preference optimization)
+# gets a similar result with a simple loss on the preference pairs, no reward model and no RL loop. Both work with
+# LoRA adapters (`trl`'s `DPOTrainer` accepts a peft config). Use SFT to teach a behaviour, preference tuning to
+# choose between acceptable behaviours.
+#
+# **PEFT** (parameter-efficient fine-tuning) is the family: LoRA and its variants (QLoRA, DoRA, rsLoRA with
+# `alpha/√r` scaling), prefix and prompt tuning (trainable virtual tokens), IA³ (learned rescaling vectors), and
+# adapters between layers. LoRA dominates because it merges away: zero cost at inference.
+# Which layers? The original paper adapted only `q_proj` and `v_proj`; adapting all linear layers (attention and
+# MLP) usually works better for the same parameter budget. Rank 8-16 is a common start.
+#
+# **On a Mac.** Apple's **MLX** (`pip install mlx-lm`) fine-tunes with LoRA on the GPU of Apple silicon using
+# unified memory: `mlx_lm.lora --model <hf-model> --train --data <folder with train.jsonl/valid.jsonl>`, then
+# `mlx_lm.fuse` to merge, and `mlx_lm.fuse --export-gguf` (Llama-style models) or llama.cpp's converter for a GGUF.
+# An M-series laptop fine-tunes a 7B model with QLoRA in minutes to hours. Our JSONL format (prompt/response pairs)
+# maps directly onto MLX's `{"messages": [...]}` chat format.
+
+# %% [markdown]
+# ## Summary
+#
+# - A fine-tune needs a **task the base model fails at**, a **held-out split** and a **metric**. Ours: dates to ISO
+#   8601; the base model's exact match was low, its held-out loss high.
+# - **LoRA** freezes `W` and learns `(alpha/r)·B·A` with `B = 0` at the start: 921,600 trainable parameters (0.68%)
+#   in SmolLM2's attention projections. Eight steps on a CPU cut the held-out loss by far more than 30% and fixed the
+#   format.
+# - **peft** computes the same thing (our adapters loaded into peft agree to < 1e-4), and our adapter files are in
+#   peft's format.
+# - **Merging** folds the update into the weights: the same outputs, the original architecture, no inference cost.
+# - **QLoRA**: a frozen int4 base plus fp32 adapters learns the task just as well, in a fraction of the memory.
+# - **GGUF export** is metadata + renamed tensors + a q/k row permutation; llama.cpp runs our file and gives the same
+#   answers; an Ollama **Modelfile** must reproduce the training prompt format.
+#
+# ## Exercises
+#
+# Practise in the lab, [`labs/08_lora_lab.ipynb`](../labs/08_lora_lab.ipynb): write the LoRA forward pass, count
+# adapter parameters, merge an update, build SFT labels, and permute q/k rows for llama.cpp. Each exercise has an
+# automatic check.
+#
+# Further questions to explore here:
+# 1. Train with `RANK = 1` and `RANK = 32` (keep `ALPHA = 2 * RANK`). How do the held-out loss and the adapter size
+#    change? What does that say about how "low-rank" this task is?
+# 2. Inject only into `("q_proj", "v_proj")`, the original paper's choice, or into the MLP (`"gate_proj"`,
+#    `"up_proj"`, `"down_proj"`). Compare parameters and held-out loss for the same number of steps.
+# 3. Ask the fine-tuned model something unrelated ("Write a haiku about rain"). Did it forget how to chat? This is
+#    *catastrophic forgetting*; mixing some general instruction data into the training set is the usual cure.
+# 4. Export with `OUTTYPE = "q8_0"` and compare size and exact match through llama.cpp.

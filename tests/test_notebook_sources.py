@@ -1,0 +1,49 @@
+"""Every notebook has a reviewable text twin (jupytext percent format) that says the same thing,
+and the metadata plain papermill / nbconvert need to run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebook_sources  # noqa: E402
+
+NOTEBOOKS = [nb for nb, _ in notebook_sources.pairs(ROOT)]
+
+
+def test_every_notebook_and_its_text_source_agree():
+    problems = notebook_sources.check(ROOT)
+    assert not problems, "\n".join(problems) + "\nFix: .venv/bin/python tools/notebook_sources.py --to-ipynb (after editing src/*.py)"
+
+
+def test_a_changed_source_is_noticed(tmp_path):
+    (tmp_path / "notebooks" / "src").mkdir(parents=True)
+    nb, py = notebook_sources.pairs(ROOT)[0]
+    (tmp_path / "notebooks" / nb.name).write_text(nb.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "notebooks" / "src" / py.name).write_text(py.read_text(encoding="utf-8") + "\n# %%\nprint('new cell')\n", encoding="utf-8")
+    assert notebook_sources.check(tmp_path) == [f"notebooks/{nb.name} and notebooks/src/{py.name} differ"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_metadata_lets_plain_tools_run_it(nb):
+    meta = json.loads(nb.read_text(encoding="utf-8"))["metadata"]
+    assert meta.get("kernelspec", {}).get("name") == "python3", "plain papermill fails with 'No kernel name found in notebook'"
+    assert "papermill" not in meta, "papermill's run metadata must not be committed"
+
+
+def test_a_lesson_runs_with_plain_papermill(tmp_path):
+    """What an instructor's CI does: `papermill in.ipynb out.ipynb`, no course runner involved."""
+    out = tmp_path / "00_setup.ipynb"
+    papermill = Path(sys.executable).with_name("papermill")
+    done = subprocess.run([str(papermill), str(ROOT / "notebooks" / "00_setup.ipynb"), str(out), "--cwd", str(ROOT / "notebooks")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed = json.loads(out.read_text(encoding="utf-8"))
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors and executed["metadata"]["papermill"]["exception"] is None
