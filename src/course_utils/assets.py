@@ -19,12 +19,12 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, settings
 from .errors import AssetMissing, ModelNotFound
+from .paths import atomic_folder, atomic_output
 
 if TYPE_CHECKING:  # imported lazily: torch/transformers take seconds to import
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -120,17 +120,7 @@ def converted_model_dir(gguf: Path, cfg: Settings | None = None) -> Path:
     dest = cfg.cache_dir / "hf" / f"{gguf.stem}-{key}"
     if (dest / "config.json").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
-    try:
-        _convert_gguf(gguf, tmp)
-        try:
-            tmp.rename(dest)  # atomic on one file system: the cache is complete or absent
-        except OSError:
-            if not (dest / "config.json").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_folder(dest, lambda tmp: _convert_gguf(gguf, tmp), replace=False)  # complete or absent, even if two build it
     for stale in dest.parent.glob(f"{gguf.stem}-*"):  # older conversions of this file (~0.5 GB each)
         if stale != dest and not stale.name.startswith(".tmp-"):
             shutil.rmtree(stale, ignore_errors=True)
@@ -189,19 +179,15 @@ def gpt4all_gguf(gguf: Path | None = None, cfg: Settings | None = None) -> Path:
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{dest.stem}-", suffix=".gguf", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    def rewrite(tmp: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "gguf.scripts.gguf_new_metadata", "--pre-tokenizer", "starcoder", "--force", str(gguf), str(tmp)],
             capture_output=True, text=True, timeout=300,
         )
         if done.returncode != 0:
             raise ModelNotFound(f"could not make a GPT4All-compatible copy of {gguf.name}: {done.stderr.strip()[-300:]}", fix="pip install -U gguf, then retry")
-        os.replace(tmp, dest)  # atomic: the copy is complete or absent
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_output(dest, rewrite)  # the copy is complete or absent
     return dest
 
 

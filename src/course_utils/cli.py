@@ -89,7 +89,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- list
 def cmd_list(args: argparse.Namespace) -> int:
-    from .runner import lessons, notebook_title, project_root
+    from .paths import project_root
+    from .runner import lessons, notebook_title
 
     root = project_root()
     print(f"{'#':<4}{'lesson':<28}{'title'}")
@@ -105,7 +106,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import lessons, project_root, run_notebooks, select, write_report
+    from .paths import project_root
+    from .runner import lessons, run_notebooks, select, write_report
 
     root = project_root()
     pool = lessons(root, include_labs=args.labs or args.all)
@@ -181,7 +183,7 @@ def _parse_value(text: str) -> object:
 # ----------------------------------------------------------------------------- app
 def cmd_app(args: argparse.Namespace) -> int:
     from .app import launch_app, serve_forever
-    from .runner import project_root
+    from .paths import project_root
 
     docs = args.docs
     if docs is None:  # the course's own notes, so documents mode works out of the box

@@ -1,4 +1,4 @@
-"""The course's own data files in ``data/`` (JSONL), read with clear errors.
+"""The course's own data files in ``data/`` (JSONL), read with clear errors. Core layer.
 
 >>> rows = read_jsonl(data_path("embeddings_queries.jsonl"))
 >>> sorted(rows[0])
@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .errors import DataError, InvalidOption
+from .paths import data_path
+
+__all__ = ["data_path", "read_jsonl"]
 
 
-def data_path(name: str) -> Path:
-    """The course file ``name`` in the checkout's ``data/`` folder."""
-    from .runner import project_root
-
-    return project_root() / "data" / name
-
-
-def read_jsonl(path: str | os.PathLike, required: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    """One dict per non-blank line; each must hold the ``required`` keys.
+def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """One dict per non-blank line; each must hold the ``required`` keys (any collection of names).
 
     A missing file, a line that is not JSON or a record without a required key raises DataError
     naming the file and line.
     """
+    keys = None if isinstance(required, str) else tuple(required)
+    if keys is None or not all(isinstance(k, str) for k in keys):
+        raise InvalidOption(f"required must be a collection of key names, got {required!r}", fix='pass e.g. required={"id", "text"}')
+    required = frozenset(keys)
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

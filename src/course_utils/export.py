@@ -27,12 +27,12 @@ with the ``gguf`` library's ``GGUFWriter``; no converter script is needed:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError, InvalidOption
+from .paths import atomic_output, atomic_write_text
 
 OUTTYPES = ("f32", "f16", "q8_0")
 SUPPORTED_ARCHITECTURES = ("llama",)  # SmolLM2, Llama 2/3, TinyLlama, ... share this layout
@@ -188,10 +188,7 @@ def export_gguf(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    def write(tmp: Path) -> None:
         writer = gguf.GGUFWriter(str(tmp), arch="llama")
         _write_metadata(writer, cfg, outtype, name or path.stem)
         for field in reader.fields.values():  # the tokenizer, exactly as in the source file
@@ -208,9 +205,8 @@ def export_gguf(
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_output(path, write)  # a reader never sees half a GGUF
     return path
 
 
@@ -286,9 +282,4 @@ def write_modelfile(
     except ValueError:  # elsewhere: an absolute path
         source = gguf_path.resolve().as_posix()
     text = modelfile_text(source, system=system, parameters=parameters)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)

@@ -36,8 +36,6 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import DataError, InvalidOption
+from .paths import atomic_folder
 
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 DATA_FILE = "lora_dates.jsonl"
@@ -329,29 +328,7 @@ def save_adapter(model: nn.Module, folder: str | os.PathLike, base_model: str = 
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS))
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
-    return write_folder_atomically(folder, write)
-
-
-def write_folder_atomically(folder: Path, write: Any) -> Path:
-    """Let ``write(tmp)`` fill a temporary folder next to ``folder``, then move it into place.
-
-    A reader sees the old folder or the complete new one, never half of it.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
-    try:
-        write(tmp)
-        if folder.exists():
-            old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return atomic_folder(folder, write)
 
 
 def load_adapter(model: nn.Module, folder: str | os.PathLike) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .paths import project_root
 from .report import REPORT_ENV, read_records
 
 
@@ -28,15 +29,6 @@ class NotebookRun:
     seconds: float = 0.0
     error: str = ""
     records: list[dict[str, str]] = field(default_factory=list)
-
-
-def project_root() -> Path:
-    """The course folder: the nearest parent (of cwd, then of this file) holding notebooks/."""
-    for start in (Path.cwd(), Path(__file__).resolve()):
-        for folder in (start, *start.parents):
-            if (folder / "notebooks").is_dir() and (folder / "pyproject.toml").is_file():
-                return folder
-    raise DataError("cannot find the course folder (one with notebooks/ and pyproject.toml)", fix="run the command from inside the course checkout")
 
 
 def lessons(root: Path | None = None, include_labs: bool = False) -> list[Path]:

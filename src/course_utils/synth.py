@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, InvalidOption
+from .paths import atomic_file
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -265,11 +266,8 @@ def write_jsonl(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, t
     examples = to_lora_examples(records)
     n_test = int(round(len(examples) * test_fraction))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_file(path) as f:  # a failed write leaves neither a half file nor a stray .tmp
         for i, ex in enumerate(examples):
             split = "test" if i >= len(examples) - n_test else "train"
             f.write(json.dumps({"id": i, "split": split, "prompt": ex.prompt, "response": ex.response}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
     return path

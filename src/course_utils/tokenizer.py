@@ -660,7 +660,7 @@ def corpus(part: str = "train") -> str:
 
     ``part``: "train" (sections 1-20), "heldout" (sections 21-24) or "all".
     """
-    from .runner import project_root
+    from .paths import project_root
 
     if part not in ("train", "heldout", "all"):
         raise InvalidOption(f"part={part!r} is not a part of the corpus", fix='use "train", "heldout" or "all"')

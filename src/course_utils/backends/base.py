@@ -21,7 +21,7 @@ from typing import Any
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ContextOverflow, InvalidOption
-from ..metrics import StreamTimer, Timings
+from ..timing import StreamTimer, Timings
 
 Message = Mapping[str, str]
 

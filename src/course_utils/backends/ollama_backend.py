@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import settings
 from ..errors import BackendUnavailable, ContextOverflow, InvalidOption, ModelNotFound
-from ..metrics import StreamTimer
+from ..timing import StreamTimer
 from .base import (
     Backend,
     BackendInfo,

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import settings
 from ..errors import BackendUnavailable, ContextOverflow, CourseError, InvalidOption, ModelNotFound
-from ..metrics import StreamTimer
+from ..timing import StreamTimer
 from .base import (
     Backend,
     BackendInfo,
