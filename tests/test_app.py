@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -233,27 +236,116 @@ def test_launch_refuses_other_interfaces_and_bad_ports(llamacpp):
         launch_app(llamacpp, port=70000, voice=False)
 
 
-def test_course_app_cli_starts_and_stops(tmp_path):
+class CourseApp:
+    """`course app` in a child process, its output read by a thread (so the test never blocks on it)."""
+
+    def __init__(self, docs: Path, ignore_sigint: bool = False):
+        course = Path(sys.executable).with_name("course")
+        env = {**os.environ, "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1")}
+        # A CI runner, or `cmd &` in a script, starts children with SIGINT ignored: the app must still stop.
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+        self.proc = subprocess.Popen([str(course), "app", "--port", "0", "--no-voice", "--backend", "llamacpp", "--docs", str(docs)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=preexec)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never printed:\n{''.join(self.seen)}")
+
+    def url(self) -> tuple[str, int]:
+        match = re.search(r"Running on (http://127\.0\.0\.1:(\d+)/)", self.wait_for("Running on"))
+        return match.group(1), int(match.group(2))
+
+    def interrupt_and_wait(self) -> str:
+        """Ctrl-C, then the rest of the output. A hang fails here (the app itself gives up after 4.5 s)."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("`course app` did not stop after Ctrl-C:\n" + "".join(self.seen)) from None
+        time.sleep(0.2)  # let the reader thread drain the pipe
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "".join(self.seen)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def app_docs(tmp_path):
     (tmp_path / "notes.md").write_text(DOCS["lab-handbook.md"])
-    course = Path(sys.executable).with_name("course")
-    env = {**os.environ, "COURSE_THREADS": os.environ.get("COURSE_THREADS", "1")}
-    proc = subprocess.Popen([str(course), "app", "--port", "0", "--no-voice", "--backend", "llamacpp", "--docs", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return tmp_path
+
+
+def _assert_stopped_cleanly(app: CourseApp, output: str, port: int | None) -> None:
+    assert app.proc.returncode == 0, output  # 124 would mean the app's own watchdog had to end it
+    assert "Stopped" in output and "Traceback" not in output, output
+    if port is not None:
+        assert not _port_open(port)
+
+
+@pytest.mark.parametrize("ignore_sigint", [False, True], ids=["plain", "started-with-SIGINT-ignored"])
+def test_course_app_cli_starts_and_stops(app_docs, ignore_sigint):
+    app = CourseApp(app_docs, ignore_sigint=ignore_sigint)
     try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Running on" in line or len(lines) > 200:
-                break
-        match = re.search(r"Running on (http://127\.0\.0\.1:(\d+)/)", "".join(lines))
-        assert match, "".join(lines)
-        url, port = match.group(1), int(match.group(2))
+        url, port = app.url()
         assert httpx.get(url, timeout=30).status_code == 200
-        proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=60)[0]
-        assert proc.returncode == 0, rest
-        assert "Stopped." in rest and not _port_open(port)
+        _assert_stopped_cleanly(app, app.interrupt_and_wait(), port)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        app.kill()
+
+
+def test_course_app_stops_while_starting(app_docs):
+    for _ in range(3):
+        app = CourseApp(app_docs)
+        try:
+            app.wait_for("Starting the assistant")  # the model and the web server are loading now
+            _assert_stopped_cleanly(app, app.interrupt_and_wait(), None)
+        finally:
+            app.kill()
+
+
+def test_course_app_stops_before_and_during_a_reply(app_docs):
+    from gradio_client import Client
+
+    for _ in range(3):
+        app = CourseApp(app_docs)
+        try:  # before the first request
+            _, port = app.url()
+            _assert_stopped_cleanly(app, app.interrupt_and_wait(), port)
+        finally:
+            app.kill()
+    for _ in range(3):
+        app = CourseApp(app_docs)
+        try:  # while a long reply is streaming
+            url, port = app.url()
+            client = Client(url, verbose=False, download_files=False)
+            job = client.submit("Write a very long story about a dragon who learns to cook.", [], "You are a helpful assistant.",
+                                0.0, 512, "chat", api_name="/chat")
+            deadline = time.monotonic() + 60
+            while not any("…" not in message_text(h[-1]["content"]) for h, _, _ in job.outputs() if h) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not job.done(), "the reply finished before the test could interrupt it"
+            _assert_stopped_cleanly(app, app.interrupt_and_wait(), port)
+        finally:
+            app.kill()

@@ -25,7 +25,10 @@ and scripts come from the installed gradio package.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -152,6 +155,7 @@ class ChatApp:
         self._owned_store: Any = None
         self._docs_lock = threading.Lock()
         self._model_lock = threading.Lock()  # one generation at a time: in-process models are not thread-safe
+        self._stopping = threading.Event()  # set by cancel(): replies stop at their next token
 
     # ------------------------------------------------------------------ documents
     def describe_documents(self) -> str:
@@ -238,6 +242,9 @@ class ChatApp:
         if mode not in MODES:
             yield history, f"⚠️ Unknown mode {mode!r}: use one of {', '.join(MODES)}.", text
             return
+        if self._stopping.is_set():
+            yield history, "⚠️ The app is shutting down.", text
+            return
         if not self._model_lock.acquire(timeout=120):
             yield history, "⚠️ The model is busy with another reply; try again in a moment.", text
             return
@@ -272,6 +279,10 @@ class ChatApp:
         reply, first, result = "", None, None
         try:
             for chunk in stream:
+                if self._stopping.is_set():  # shutting down: end the generation now, not at max_tokens
+                    stream.close()
+                    yield [*shown, {"role": "assistant", "content": reply}], "⚠️ stopped: the app is shutting down", ""
+                    return
                 if chunk.done:
                     result = chunk.result
                     break
@@ -324,6 +335,17 @@ class ChatApp:
         prefix = f"🎤 heard in {heard.seconds:.1f} s"
         for new_history, status, box in self.respond(heard.text, history, system_prompt, temperature, max_tokens, mode):
             yield new_history, f"{prefix} · {status}", box
+
+    def cancel(self) -> None:
+        """Stop every reply at its next token and refuse new ones (the app is shutting down)."""
+        self._stopping.set()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no reply is using the model; False if one still is after ``timeout_s``."""
+        if not self._model_lock.acquire(timeout=timeout_s):
+            return False
+        self._model_lock.release()
+        return True
 
     def close(self) -> None:
         if self._owned_store is not None:
@@ -393,14 +415,28 @@ class AppHandle:
         self.demo, self.app, self.url, self._owns_backend = demo, app, url, owns_backend
         self.closed = False
 
-    def close(self) -> None:
-        """Stop the server and free the port (and the model, if :func:`launch_app` loaded it). Safe twice."""
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop the server and free the port (and the model, if :func:`launch_app` loaded it). Safe twice.
+
+        In this order: replies in flight stop at their next token and we wait (at most ``timeout_s``)
+        until none uses the model; the web server stops, waiting at most a second for open
+        connections (uvicorn would otherwise wait for every one of them); then the model is freed,
+        but only if no reply uses it any more (freeing a llama.cpp model under a running generation
+        crashes the process).
+        """
         if self.closed:
             return
         self.closed = True
+        self.app.cancel()
+        idle = self.app.wait_idle(timeout_s)  # the stopped reply's last update reaches its browser tab
+        server = getattr(self.demo, "server", None)
+        if server is not None:
+            server.config.timeout_graceful_shutdown = 1
+        # connections still open after that second are cut on purpose: not an error worth a traceback
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         self.demo.close(verbose=False)
         self.app.close()
-        if self._owns_backend:
+        if self._owns_backend and idle:
             self.app.backend.close()
 
     def __enter__(self) -> AppHandle:
@@ -432,6 +468,7 @@ def launch_app(backend: Backend | str = "auto", *, model: str | None = None, doc
         from .backends import get_backend
 
         backend = get_backend(backend, model=model)
+    demo = None
     try:
         app = ChatApp(backend, documents=documents, transcriber=(transcriber or True) if voice else False,
                       system_prompt=system_prompt, store_dir=store_dir)
@@ -445,7 +482,9 @@ def launch_app(backend: Backend | str = "auto", *, model: str | None = None, doc
                         theme=gr.themes.Default())
         except OSError as err:
             raise InvalidOption(f"cannot listen on {bind}:{port} ({err})", fix="use another --port, or --port 0 for any free port") from None
-    except BaseException:
+    except BaseException:  # an error, or Ctrl-C while starting: leave nothing running
+        if demo is not None:
+            demo.close(verbose=False)
         if owns:
             backend.close()
         raise
@@ -453,20 +492,80 @@ def launch_app(backend: Backend | str = "auto", *, model: str | None = None, doc
     return AppHandle(demo, app, url, owns)
 
 
-def serve_forever(handle: AppHandle, poll_s: float = 0.5) -> None:
-    """Block until Ctrl-C (or SIGTERM), then close the app: what ``course app`` runs."""
-    import signal
+class ShutdownSignals:
+    """Ctrl-C and SIGTERM for a server process, installed explicitly.
 
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    Python's own SIGINT handler is not enough: a process started with SIGINT ignored (what a CI
+    runner, or ``cmd &`` in a script, does to its children) would never notice Ctrl-C. The first
+    signal sets :attr:`requested`; while the server is still starting (``serving`` is False) it
+    also raises KeyboardInterrupt, so loading stops at once. A second signal ends the process.
+    """
 
-    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.serving = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> ShutdownSignals:
+        if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
+            self._previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.requested.is_set():
+            os._exit(128 + signum)  # a second Ctrl-C: the user means it
+        self.requested.set()
+        if not self.serving:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> ShutdownSignals:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
+def serve_forever(handle: AppHandle, poll_s: float = 0.2, grace_s: float = 4.5, signals: ShutdownSignals | None = None) -> None:
+    """Block until Ctrl-C or SIGTERM, then close the app (at most ``grace_s`` seconds, then the
+    process exits): what ``course app`` runs. Pass ``signals`` when the caller installed them earlier."""
+    with contextlib.ExitStack() as stack:
+        if signals is None:
+            signals = stack.enter_context(ShutdownSignals())
+        signals.serving = True
+        try:
+            while not handle.closed and not signals.requested.wait(poll_s):
+                pass
+        finally:
+            with exit_if_slower_than(grace_s):
+                handle.close()
+
+
+def exit_watchdog(seconds: float) -> threading.Timer:
+    """End the process (exit status 124, with a message) unless it is gone within ``seconds``.
+
+    A daemon timer: it keeps running while the interpreter waits for other threads at exit, so it
+    also guards that last step. Cancel it if the process is meant to go on.
+    """
+    def give_up() -> None:
+        print(f"shutdown took longer than {seconds:.1f} s: exiting now", flush=True)
+        os._exit(124)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+@contextlib.contextmanager
+def exit_if_slower_than(seconds: float) -> Iterator[None]:
+    """Run the block under :func:`exit_watchdog`."""
+    timer = exit_watchdog(seconds)
     try:
-        while not handle.closed:
-            time.sleep(poll_s)
-    except KeyboardInterrupt:
-        pass
+        yield
     finally:
-        handle.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        timer.cancel()

@@ -182,18 +182,26 @@ def _parse_value(text: str) -> object:
 
 # ----------------------------------------------------------------------------- app
 def cmd_app(args: argparse.Namespace) -> int:
-    from .app import launch_app, serve_forever
+    from .app import ShutdownSignals, exit_if_slower_than, exit_watchdog, launch_app, serve_forever
     from .paths import project_root
 
-    docs = args.docs
-    if docs is None:  # the course's own notes, so documents mode works out of the box
-        notes = project_root() / "data" / "tokens_corpus.md"
-        docs = notes if notes.is_file() else None
-    print("Starting the assistant (loading the model)...", flush=True)
-    handle = launch_app(args.backend, model=args.model, documents=docs, voice=not args.no_voice, port=args.port)
-    print(f"Running on {handle.url}  (only this machine can reach it; Ctrl-C stops it)", flush=True)
-    serve_forever(handle)
+    signals = ShutdownSignals().install()  # kept until the process ends: a late Ctrl-C must not print a traceback
+    handle = None
+    try:
+        docs = args.docs
+        if docs is None:  # the course's own notes, so documents mode works out of the box
+            notes = project_root() / "data" / "tokens_corpus.md"
+            docs = notes if notes.is_file() else None
+        print("Starting the assistant (loading the model)...", flush=True)
+        handle = launch_app(args.backend, model=args.model, documents=docs, voice=not args.no_voice, port=args.port)
+        print(f"Running on {handle.url}  (only this machine can reach it; Ctrl-C stops it)", flush=True)
+        serve_forever(handle, signals=signals)
+    except KeyboardInterrupt:  # Ctrl-C while starting; launch_app stops what it had started itself
+        if handle is not None:
+            with exit_if_slower_than(4.5):
+                handle.close()
     print("Stopped.", flush=True)
+    exit_watchdog(2.0)  # the interpreter's own exit (thread joins, atexit hooks) must not hang either
     return 0
 
 
