@@ -71,6 +71,74 @@ def test_run_command_exit_code_reflects_failures(tmp_path, monkeypatch):
     assert main(["run", "77", "--out", str(tmp_path / "o")]) == 2  # CourseError -> one line, exit 2
 
 
+QUIET = runner.Machine(cores=2, load_1min=0.3, cpu="Quiet CPU", flags=())
+BUSY = runner.Machine(cores=2, load_1min=6.5, cpu="Busy CPU", flags=())
+
+
+def _pretend_machine(monkeypatch, m):
+    monkeypatch.setattr(runner, "machine", lambda: m)
+
+
+def test_in_place_records_the_machine_the_run_time_and_the_text_twin(tmp_path, monkeypatch):
+    _pretend_machine(monkeypatch, QUIET)
+    nb = make_notebook(tmp_path / "98_lesson.ipynb", "print(N * 3)", title="# 98 · Tiny\n\n**Run time:** about a week")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "98_lesson.py").write_text("# %%\nprint('stale twin')\n")
+    runs = runner.run_notebooks([nb], tmp_path / "out", in_place=True, progress=False)
+    assert runs[0].status == "ok"
+    stored = nbformat.read(nb, as_version=4)
+    meta = stored.metadata["course_run"]
+    assert (meta["cores"], meta["load_1min"], meta["cpu"], meta["forced"]) == (2, 0.3, "Quiet CPU", False)
+    assert meta["seconds"] == round(runs[0].seconds, 1) and "papermill" not in stored.metadata
+    assert any("6" in o.get("text", "") for c in stored.cells for o in c.get("outputs", []))
+    first = stored.cells[0].source
+    assert "about a week" not in first and f"**Run time:** {runner.format_seconds(runs[0].seconds)} on a 2-core CPU (Quiet CPU)" in first
+    twin = (tmp_path / "src" / "98_lesson.py").read_text()
+    assert "**Run time:** " in twin and "about a week" not in twin  # the reviewable text says the same
+
+
+def test_in_place_refuses_a_busy_machine_unless_forced(tmp_path, monkeypatch):
+    _pretend_machine(monkeypatch, BUSY)
+    nb = make_notebook(tmp_path / "98_lesson.ipynb", "print(N)")
+    original = nb.read_bytes()
+    with pytest.raises(DataError, match=r"busy \(load 6.5 on 2 cores\).*Fix: .*--force"):
+        runner.run_notebooks([nb], tmp_path / "out", in_place=True, progress=False, quiet_wait_s=0)
+    assert nb.read_bytes() == original
+    runner.run_notebooks([nb], tmp_path / "out", in_place=True, progress=False, quiet_wait_s=0, force=True)
+    assert nbformat.read(nb, as_version=4).metadata["course_run"]["forced"] is True  # and the notebook says so
+
+
+def test_in_place_keeps_the_original_when_the_run_fails(tmp_path, monkeypatch):
+    _pretend_machine(monkeypatch, QUIET)
+    nb = make_notebook(tmp_path / "98_lesson.ipynb", "1 / 0")
+    original = nb.read_bytes()
+    assert runner.run_notebooks([nb], tmp_path / "out", in_place=True, progress=False)[0].status == "failed"
+    assert nb.read_bytes() == original
+
+
+def test_readme_run_times_come_from_the_run(tmp_path, monkeypatch):
+    _pretend_machine(monkeypatch, QUIET)
+    readme = tmp_path / "README.md"
+    readme.write_text("| # | lesson | what | run time (2 cores) |\n|---|---|---|---|\n"
+                      "| 00 | [Setup](notebooks/00_setup.ipynb) | first chat | ~30 s |\n"
+                      "| 01 | [Tokens](notebooks/01_tokens.ipynb) | BPE | ~30 s |\n\nRun times: guessed.\n")
+    runs = [runner.NotebookRun(Path("notebooks/00_setup.ipynb"), Path("x"), "ok", 41.6),
+            runner.NotebookRun(Path("notebooks/01_tokens.ipynb"), Path("y"), "failed", 3.0)]
+    assert runner.update_readme_run_times(runs, readme) == ["00"]
+    text = readme.read_text()
+    assert "| 00 | [Setup](notebooks/00_setup.ipynb) | first chat | 42 s |" in text
+    assert "| 01 | [Tokens](notebooks/01_tokens.ipynb) | BPE | ~30 s |" in text  # a failed run measures nothing
+    assert "guessed" not in text and "Run times: measured by `course run --readme`" in text and "Quiet CPU" in text
+
+
+@pytest.mark.parametrize("nb", runner.lessons(ROOT, include_labs=True) + sorted((ROOT / "labs").glob("[0-9][0-9]_*.ipynb")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_outputs_were_stored_on_a_quiet_machine(nb):
+    meta = nbformat.read(nb, as_version=4).metadata.get("course_run")
+    assert meta, "stored without `course run --in-place`, so nobody knows what machine made these outputs"
+    assert not meta["forced"] and meta["load_1min"] <= meta["cores"], f"stored under load: {meta}"
+
+
 def test_doctor_reports_working_backends():
     out = subprocess.run([sys.executable, "-m", "course_utils.cli", "doctor", "--backend", "llamacpp"],
                          capture_output=True, text=True, timeout=300)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from course_utils import sources as notebook_sources
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import notebook_sources  # noqa: E402
 
 NOTEBOOKS = [nb for nb, _ in notebook_sources.pairs(ROOT)]
 

@@ -32,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--out", default=None, help="output folder (default: build/course)")
     run.add_argument("--labs", action="store_true", help="also run the lab solutions")
     run.add_argument("--all", action="store_true", help="lessons, lab solutions and student labs")
-    run.add_argument("--in-place", action="store_true", help="store outputs in the notebooks themselves (authors)")
+    run.add_argument("--in-place", action="store_true", help="store outputs in the notebooks themselves (authors; needs a quiet machine)")
+    run.add_argument("--force", action="store_true", help="with --in-place: store even on a busy machine (recorded in the notebook)")
+    run.add_argument("--readme", action="store_true", help="write the measured lesson run times into README.md's lesson table")
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="papermill parameter, e.g. -p FULL True")
     app = sub.add_parser("app", help="start the local assistant app (chat, documents, voice) on 127.0.0.1")
     app.add_argument("--backend", default="auto", help="backend name (default: auto)")
@@ -107,7 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from .paths import project_root
-    from .runner import lessons, run_notebooks, select, write_report
+    from .runner import lessons, run_notebooks, select, update_readme_run_times, write_report
 
     root = project_root()
     pool = lessons(root, include_labs=args.labs or args.all)
@@ -117,8 +119,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else root / "build" / "course"
     params = {k: _parse_value(v) for k, v in (args.parameter or [])}
     print(f"Running {len(chosen)} notebook(s) -> {out if not args.in_place else 'in place'}")
-    runs = run_notebooks(chosen, out, parameters=params, in_place=args.in_place)
+    runs = run_notebooks(chosen, out, parameters=params, in_place=args.in_place, force=args.force)
     report = write_report(runs, out / "report.md")
+    if args.readme:
+        done = update_readme_run_times(runs, root / "README.md")
+        print(f"README: run times of lessons {', '.join(done) or 'none'} updated")
     failed = [r for r in runs if r.status != "ok"]
     print(f"\n{len(runs) - len(failed)}/{len(runs)} ok in {sum(r.seconds for r in runs):.0f} s. Report: {report}")
     return 1 if failed else 0

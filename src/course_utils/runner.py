@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .paths import project_root
+from .machine import Machine, describe, is_busy, machine  # noqa: F401  (Machine: part of the API)
+from .paths import atomic_write_text, project_root
 from .report import REPORT_ENV, read_records
 
 
@@ -71,16 +72,29 @@ def run_notebooks(
     parameters: dict[str, Any] | None = None,
     in_place: bool = False,
     progress: bool = True,
+    force: bool = False,
+    quiet_wait_s: float = 90.0,
 ) -> list[NotebookRun]:
-    """Execute each notebook with papermill; never stops at the first failure."""
+    """Execute each notebook with papermill into ``out_dir``; never stops at the first failure.
+
+    ``in_place`` (authors) then stores a notebook that ran without error back over the original,
+    with the machine it ran on in its metadata, its measured run time in its first cell and its
+    text twin updated; a failed run leaves the original untouched. Outputs are stored only from a
+    quiet machine: if the load average is above the number of cores (after waiting up to
+    ``quiet_wait_s`` for it to fall) the run is refused, unless ``force`` (which the metadata records).
+    """
     import papermill as pm
     from tqdm.auto import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [NotebookRun(p, p if in_place else out_dir / p.name) for p in paths]
+    runs = [NotebookRun(p, out_dir / p.name) for p in paths]
     bar = tqdm(runs, desc="course", unit="notebook", disable=not progress)
     for run in bar:
         bar.set_postfix_str(run.path.stem)
+        before = wait_until_quiet(quiet_wait_s) if in_place else machine()
+        if in_place and is_busy(before) and not force:
+            raise DataError(f"the machine is busy (load {before.load_1min:.1f} on {before.cores} cores): outputs stored now would show "
+                            "slow, noisy timings", fix="wait until other work has finished, or pass --force (recorded in the notebook's metadata)")
         records_file = out_dir / f".{run.path.stem}.records.jsonl"
         records_file.unlink(missing_ok=True)
         env_before = os.environ.get(REPORT_ENV)
@@ -99,29 +113,67 @@ def run_notebooks(
             os.environ.pop(REPORT_ENV) if env_before is None else os.environ.__setitem__(REPORT_ENV, env_before)
         run.records = read_records(records_file)
         records_file.unlink(missing_ok=True)
-        if in_place:
-            _strip_papermill_metadata(run.output)
+        if in_place and run.status == "ok":
+            store_in_place(run, before, forced=force and is_busy(before))
         bar.write(f"{'✓' if run.status == 'ok' else '✗'} {run.path.stem:<28} {run.seconds:6.1f} s" + (f"  {run.error}" if run.error else ""))
     return runs
+
+
+def wait_until_quiet(max_wait_s: float, poll_s: float = 5.0) -> Machine:
+    """This machine once its load has fallen to its core count, or after ``max_wait_s`` seconds."""
+    deadline = time.monotonic() + max_wait_s
+    now = machine()
+    while is_busy(now) and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        now = machine()
+    return now
+
+
+RUN_TIME_LINE = re.compile(r"^\*\*Run time:\*\*.*$", re.MULTILINE)
+
+
+def store_in_place(run: NotebookRun, before: Machine, forced: bool) -> None:
+    """Copy an executed notebook over its original: papermill's metadata dropped, the machine and
+    the measured run time recorded, the text twin (``src/*.py``) rewritten to match."""
+    import nbformat
+
+    nb = nbformat.read(run.output, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["course_run"] = {"stored": time.strftime("%Y-%m-%d"), "seconds": round(run.seconds, 1), **before.as_metadata(), "forced": forced}
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first is not None and RUN_TIME_LINE.search(first.source):
+        first.source = RUN_TIME_LINE.sub(run_time_line(run.seconds, before), first.source, count=1)
+    atomic_write_text(run.path, nbformat.writes(nb) + "\n")
+    twin = run.path.parent / "src" / f"{run.path.stem}.py"
+    if twin.exists():
+        from .sources import to_py
+
+        to_py(run.path, twin)
+
+
+def run_time_line(seconds: float, m: Machine) -> str:
+    """The first cell's run-time sentence, from a measurement."""
+    return (f"**Run time:** {format_seconds(seconds)} on a {m.cores}-core CPU ({m.cpu}), measured by `course run` "
+            f"on {time.strftime('%Y-%m-%d')}; a slower machine takes longer.")
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as a reader says it.
+
+    >>> format_seconds(42.4), format_seconds(95)
+    ('42 s', '1 min 35 s')
+    """
+    return f"{seconds:.0f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
 def _one_line(err: Exception) -> str:
     lines = [ln for ln in str(err).splitlines() if ln.strip()]
     last = next((ln for ln in reversed(lines) if re.match(r"^\w*(Error|Exception|Overflow|Unavailable|NotFound)\b", ln)), lines[-1] if lines else type(err).__name__)
     return re.sub(r"\x1b\[[0-9;]*m", "", last)[:300]
-
-
-def _strip_papermill_metadata(path: Path) -> None:
-    """Keep committed notebooks tidy: drop papermill's per-cell timing metadata."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    nb.metadata.pop("papermill", None)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
 
 
 def write_report(runs: Sequence[NotebookRun], path: Path) -> Path:
@@ -131,7 +183,7 @@ def write_report(runs: Sequence[NotebookRun], path: Path) -> Path:
     lines = [
         "# Local LLM Lab: course run report",
         "",
-        f"{ok}/{len(runs)} notebooks ran without error in {total:.0f} s ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPU cores).",
+        f"{ok}/{len(runs)} notebooks ran without error in {total:.0f} s ({time.strftime('%Y-%m-%d %H:%M')}; machine: {describe()}).",
         "",
         "| notebook | status | wall time | key numbers |",
         "|---|---|---:|---|",
@@ -143,3 +195,28 @@ def write_report(runs: Sequence[NotebookRun], path: Path) -> Path:
         lines.append(f"| [{r.path.stem}]({link}) | {status} | {r.seconds:.1f} s | {numbers} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+README_ROW = re.compile(r"^\| (?P<num>\d\d) \| \[(?P<title>[^\]]+)\]\((?P<link>notebooks/[^)]+\.ipynb)\) \|(?P<middle>.*)\| (?P<time>[^|]*) \|$")
+README_NOTE = re.compile(r"^Run times: .*$", re.MULTILINE)
+
+
+def update_readme_run_times(runs: Sequence[NotebookRun], readme: Path) -> list[str]:
+    """Write the measured wall times of the lessons in ``runs`` into the README's lesson table (its last
+    column) and its "Run times:" line. Returns the lesson numbers updated. Failed runs are skipped."""
+    measured = {r.path.stem[:2]: r.seconds for r in runs if r.status == "ok" and r.path.parent.name == "notebooks"}
+    text = readme.read_text(encoding="utf-8")
+    lines, updated = [], []
+    for line in text.splitlines():
+        match = README_ROW.match(line)
+        if match and match["num"] in measured:
+            line = line[: match.start("time")] + format_seconds(measured[match["num"]]) + " |"
+            updated.append(match["num"])
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    m = machine()
+    note = (f"Run times: measured by `course run --readme` on {time.strftime('%Y-%m-%d')} ({m.cores} cores, {m.cpu}); "
+            "a slower machine takes longer, and `make course` measures them on yours (build/course/report.md).")
+    text = README_NOTE.sub(note, text, count=1) if README_NOTE.search(text) else text
+    atomic_write_text(readme, text)
+    return updated
