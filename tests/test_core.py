@@ -9,7 +9,7 @@ import pytest
 from course_utils.backends.base import GenerationOptions, IncrementalDecoder, StopMatcher
 from course_utils.config import Settings
 from course_utils.errors import CourseError, InvalidOption, ModelNotFound
-from course_utils.metrics import StreamTimer
+from course_utils.timing import StreamTimer
 
 
 def test_settings_defaults_and_env():

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..backends.base import GenerationResult, StreamChunk
-from ..metrics import Timings
 from ..speech import wer
 from ..synth import validate_record
+from ..timing import Timings
 from . import NotDone, Verdict, run_check
 
 WER_CASES = (
