@@ -74,7 +74,7 @@ def main() -> int:
     from course_utils import evaluate as ev
     from course_utils import quant
     from course_utils.assets import load_hf_model, smollm2_gguf
-    from course_utils.backends.llamacpp import _quiet_stderr
+    from course_utils.backends.llamacpp import quiet_stderr
     from course_utils.config import settings
     from course_utils.evaldata import boolq_passages
 
@@ -114,7 +114,7 @@ def main() -> int:
         print(f"  {name:34s} perplexity {result.perplexity:8.3f}  ({time.perf_counter() - started:5.0f} s)", flush=True)
 
     gguf = smollm2_gguf()
-    with _quiet_stderr():
+    with quiet_stderr():
         llm = Llama(model_path=str(gguf), n_ctx=args.window, n_batch=args.window, n_ubatch=args.window,
                     logits_all=True, n_threads=threads, verbose=False)
     result = ev.perplexity_llamacpp(llm, ids=ids, window=args.window)

@@ -9,7 +9,7 @@ import pytest
 from course_utils.backends.base import GenerationOptions, IncrementalDecoder, StopMatcher
 from course_utils.config import Settings
 from course_utils.errors import CourseError, InvalidOption, ModelNotFound
-from course_utils.metrics import StreamTimer
+from course_utils.timing import StreamTimer
 
 
 def test_settings_defaults_and_env():
@@ -24,6 +24,15 @@ def test_settings_defaults_and_env():
 def test_settings_reject_non_numbers():
     with pytest.raises(InvalidOption, match="COURSE_CTX.*Fix:"):
         Settings.from_env({"COURSE_CTX": "big"})
+
+
+@pytest.mark.parametrize(("name", "raw"), [("COURSE_THREADS", "0"), ("COURSE_THREADS", "-2"), ("COURSE_CTX", "0"),
+                                           ("COURSE_CTX", "-512"), ("COURSE_SEED", "-1")])
+def test_settings_reject_zero_and_negative_sizes(name, raw):
+    with pytest.raises(InvalidOption) as err:
+        Settings.from_env({name: raw})
+    assert f"{name}={raw}" in str(err.value) and "Fix:" in str(err.value)
+    assert Settings.from_env({name: "1"})  # the smallest allowed value (0 for the seed) still works
 
 
 def test_course_error_message_has_the_fix():

@@ -18,9 +18,9 @@ def llama_logits(path, ids: list[int]) -> np.ndarray:
     """Logits of every position from llama.cpp (fresh context, all logits kept)."""
     from llama_cpp import Llama
 
-    from course_utils.backends.llamacpp import _quiet_stderr
+    from course_utils.backends.llamacpp import quiet_stderr
 
-    with _quiet_stderr():
+    with quiet_stderr():
         llm = Llama(model_path=str(path), n_ctx=128, logits_all=True, n_threads=2, verbose=False)
     try:
         llm.eval(ids)

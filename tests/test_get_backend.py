@@ -75,3 +75,24 @@ def test_close_is_idempotent():
     backend = get_backend("llamacpp")
     backend.close()
     backend.close()
+
+
+@pytest.mark.parametrize(("requested", "course_model", "served", "chosen"), [
+    (None, None, ["smollm2"], "smollm2"),  # nothing asked: the server's model
+    (None, "/models/x.gguf", ["smollm2"], "smollm2"),  # COURSE_MODEL names a local file, not a served model
+    ("/models/x.gguf", "/models/x.gguf", ["a", "b"], "a"),  # a notebook passing MODEL=COURSE_MODEL on
+    (None, "b", ["a", "b"], "b"),  # COURSE_MODEL names a served model: use it (the old and/or line took "a")
+    ("b", "b", ["a", "b"], "b"),
+    ("b", "/models/x.gguf", ["a", "b"], "b"),
+])
+def test_openai_picks_the_served_model(requested, course_model, served, chosen):
+    from course_utils.backends.openai_backend import choose_served_model
+
+    assert choose_served_model(requested, course_model, served) == chosen
+
+
+def test_openai_names_a_model_the_server_lacks():
+    from course_utils.backends.openai_backend import choose_served_model
+
+    with pytest.raises(ModelNotFound, match="'nope'.*Fix: use model='a'"):
+        choose_served_model("nope", "/models/x.gguf", ["a", "b"])

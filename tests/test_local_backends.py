@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from course_utils.backends import GenerationOptions, collect
-from course_utils.backends.base import PromptIds
+from course_utils.backends import collect
 from course_utils.errors import ContextOverflow
-from course_utils.metrics import StreamTimer
 
 QUESTION = [{"role": "user", "content": "What is the capital of Germany?"}]
 
@@ -18,6 +16,7 @@ def test_both_read_the_same_prompt_and_ids(llamacpp, transformers_backend, hf_mo
     assert text == transformers_backend.format_chat(QUESTION)
     assert text == tokenizer.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
     assert llamacpp.tokenize(text, special=True) == transformers_backend.tokenize(text, special=True)
+    assert llamacpp.chat_ids(QUESTION) == transformers_backend.chat_ids(QUESTION)
     digits = "Pay 12345 dollars   99 and  7 in   2024."  # digit splitting must agree too
     assert llamacpp.tokenize(digits) == transformers_backend.tokenize(digits)
 
@@ -40,8 +39,7 @@ def test_generation_stops_at_the_end_of_the_context(name):
 
     with get_backend(name, n_ctx=128) as small:  # a small window keeps the test fast
         ids = small.tokenize("word " * 400)[: small.n_ctx - 3]
-        prompt = PromptIds(ids, small.detokenize(ids), special=False)
-        result = collect(small._stream(prompt, GenerationOptions(max_tokens=50), StreamTimer()))
+        result = collect(small.complete_ids_stream(ids, max_tokens=50))
     assert result.completion_tokens <= 3 and result.finish_reason == "length"
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from course_utils.backends import Chunk, GenerationResult
+from course_utils.backends import GenerationResult, StreamChunk
 from course_utils.errors import InvalidOption
 from course_utils.metrics import Timings, compare_backends, measure_stream, plot_comparison
 
@@ -37,7 +37,7 @@ def test_measure_stream_skips_empty_pieces_and_understands_client_chunks():
 def test_measure_stream_uses_the_exact_count_of_a_final_course_chunk():
     result = GenerationResult("abcd", 5, 4, "length", Timings(0, 0, 0, 5, 4))
     # two text pieces that carried 4 tokens between them
-    t = measure_stream([(0.2, Chunk("ab")), (0.5, Chunk("cd")), (0.5, Chunk("", done=True, result=result))], start=0.0)
+    t = measure_stream([(0.2, StreamChunk("ab")), (0.5, StreamChunk("cd")), (0.5, StreamChunk("", done=True, result=result))], start=0.0)
     assert t.completion_tokens == 4
     assert t.tpot_s == pytest.approx(0.1)
     assert t.prompt_tokens == 5

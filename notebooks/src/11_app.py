@@ -46,7 +46,7 @@ print(f"{info.model} on {info.name} ({info.device}), context {info.context_lengt
 # ## 1. Streaming, from scratch
 #
 # A chat UI does not wait for the whole answer: it shows each piece as the model produces it. Every course
-# backend offers `chat_stream`, which yields `Chunk`s: pieces of text, then a final chunk with the full
+# backend offers `chat_stream`, which yields `StreamChunk`s: pieces of text, then a final chunk with the full
 # result. Stamp each piece with a clock and you have what the user experiences:
 
 # %%

@@ -210,7 +210,9 @@ class ChatApp:
 
     def _fit(self, messages: list[dict[str, str]], max_tokens: int) -> tuple[list[dict[str, str]], int]:
         """Leave out the oldest turns when the conversation is longer than the context window."""
-        if not (hasattr(self.backend, "format_chat") and hasattr(self.backend, "tokenize")):
+        from .backends.base import LocalBackend
+
+        if not isinstance(self.backend, LocalBackend):
             return messages, 0  # a server backend: it knows its own limit and says so
         from .errors import ContextOverflow
         from .prompting import fit_to_context

@@ -73,7 +73,7 @@ def resolve_gguf(model: str | os.PathLike | None = None) -> Path:
         return smollm2_gguf()
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return path
+        return check_gguf_header(path)
     if path.is_file() or path.is_dir() or str(model).endswith(".gguf"):
         problem = f"{model} is not a GGUF file" if path.exists() else f"no GGUF file at {model}"
         raise ModelNotFound(problem, fix="set COURSE_MODEL to an existing .gguf file, or unset it to use the bundled SmolLM2")
@@ -97,7 +97,7 @@ def hf_model_dir(model: str | os.PathLike | None = None, cfg: Settings | None = 
         return str(converted_model_dir(smollm2_gguf(), cfg))
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return str(converted_model_dir(path, cfg))
+        return str(converted_model_dir(check_gguf_header(path), cfg))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"{path} has no config.json", fix="point COURSE_MODEL at a folder saved with save_pretrained(), or at a .gguf file")
@@ -105,6 +105,31 @@ def hf_model_dir(model: str | os.PathLike | None = None, cfg: Settings | None = 
     if path.suffix == ".gguf" or _looks_like_path(str(model)):
         raise ModelNotFound(f"no model at {model}", fix="check the path in COURSE_MODEL, or unset it to use the bundled SmolLM2")
     return str(model)
+
+
+def check_gguf_header(path: Path) -> Path:
+    """``path`` if it starts like a GGUF model, else ModelNotFound (an empty file, a text file, an HTML page...).
+
+    Reads 4 bytes. A file that starts right but is cut short is caught by whoever loads it
+    (llama.cpp at load time, :func:`converted_model_dir` before converting).
+    """
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        what = "an empty file" if not magic else f"not a GGUF model (it starts with {magic!r}, not b'GGUF')"
+        raise ModelNotFound(f"{path} is {what}", fix="point COURSE_MODEL (or model=) at a complete .gguf file, e.g. download it again, or unset it to use the bundled SmolLM2")
+    return path
+
+
+def _check_gguf_complete(gguf: Path) -> None:
+    """Parse every tensor's header with the gguf library: a truncated download fails here, in one clear line."""
+    from gguf import GGUFReader
+
+    try:
+        GGUFReader(gguf)
+    except (ValueError, OSError, IndexError, KeyError) as err:
+        raise ModelNotFound(f"{gguf} is damaged or incomplete ({str(err).splitlines()[0][:120]})",
+                            fix="download the .gguf file again (compare its size with the original), or unset COURSE_MODEL to use the bundled SmolLM2") from None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -120,6 +145,7 @@ def converted_model_dir(gguf: Path, cfg: Settings | None = None) -> Path:
     dest = cfg.cache_dir / "hf" / f"{gguf.stem}-{key}"
     if (dest / "config.json").is_file():
         return dest
+    _check_gguf_complete(gguf)
     atomic_folder(dest, lambda tmp: _convert_gguf(gguf, tmp), replace=False)  # complete or absent, even if two build it
     for stale in dest.parent.glob(f"{gguf.stem}-*"):  # older conversions of this file (~0.5 GB each)
         if stale != dest and not stale.name.startswith(".tmp-"):

@@ -55,24 +55,34 @@ class Settings:
             model=get("COURSE_MODEL"),
             backend=(get("COURSE_BACKEND") or defaults.backend).lower(),
             cache_dir=Path(get("COURSE_CACHE") or defaults.cache_dir).expanduser(),
-            seed=_as_int("COURSE_SEED", get("COURSE_SEED"), defaults.seed),
-            n_ctx=_as_int("COURSE_CTX", get("COURSE_CTX"), defaults.n_ctx),
-            n_threads=_as_int("COURSE_THREADS", get("COURSE_THREADS"), defaults.n_threads),
+            seed=_as_int("COURSE_SEED", get("COURSE_SEED"), defaults.seed, minimum=0),
+            n_ctx=_as_int("COURSE_CTX", get("COURSE_CTX"), defaults.n_ctx, minimum=1),
+            n_threads=_as_int("COURSE_THREADS", get("COURSE_THREADS"), defaults.n_threads, minimum=1),
             ollama_host=get("OLLAMA_HOST") or defaults.ollama_host,
             openai_base_url=get("OPENAI_BASE_URL") or defaults.openai_base_url,
             openai_api_key=get("OPENAI_API_KEY") or defaults.openai_api_key,
         )
 
 
-def _as_int(name: str, raw: str | None, default: int) -> int:
+def _as_int(name: str, raw: str | None, default: int, minimum: int) -> int:
+    """``raw`` as a whole number >= ``minimum`` (``COURSE_THREADS=0`` would make llama.cpp hang or crash).
+
+    >>> _as_int("COURSE_THREADS", "0", 2, minimum=1)
+    Traceback (most recent call last):
+    ...
+    course_utils.errors.InvalidOption: COURSE_THREADS=0 must be at least 1. Fix: set COURSE_THREADS to a whole number >= 1, e.g. 2, or unset it
+    """
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidOption(
             f"{name}={raw!r} is not a whole number", fix=f"set {name} to an integer, e.g. {default}"
         ) from None
+    if value < minimum:
+        raise InvalidOption(f"{name}={value} must be at least {minimum}", fix=f"set {name} to a whole number >= {minimum}, e.g. {default}, or unset it")
+    return value
 
 
 def settings() -> Settings:

@@ -284,11 +284,11 @@ def _llama(model: Any, window: int, n_threads: int | None) -> tuple[Any, bool]:
             )
         return model, False
     from .assets import resolve_gguf
-    from .backends.llamacpp import _quiet_stderr
+    from .backends.llamacpp import quiet_stderr
     from .config import settings
 
     path = resolve_gguf(None if model is None else os.fspath(model))
-    with _quiet_stderr():
+    with quiet_stderr():
         llm = Llama(model_path=str(path), n_ctx=window, n_batch=window, n_ubatch=window, logits_all=True,
                     n_threads=n_threads or settings().n_threads, verbose=False)
     return llm, True
@@ -630,20 +630,30 @@ def make_scorer(model: Any, tokenizer: Any = None, **kwargs: Any) -> HFScorer | 
     """
     if isinstance(model, HFScorer | LlamaCppScorer):
         return model
-    name = getattr(model, "name", None)
-    if name == "transformers" and hasattr(model, "model"):
+    from .backends.llamacpp import LlamaCppBackend
+    from .backends.transformers_backend import TransformersBackend
+
+    if isinstance(model, TransformersBackend):
         return HFScorer(model.model, model.tokenizer, **kwargs)
-    if name == "llamacpp" and hasattr(model, "path"):
+    if isinstance(model, LlamaCppBackend):
         return LlamaCppScorer(str(model.path), tokenizer=tokenizer, **kwargs)
     if hasattr(model, "forward") and hasattr(model, "config"):
         if tokenizer is None:
             raise InvalidOption("a transformers model needs its tokenizer", fix="pass make_scorer(model, tokenizer)")
         return HFScorer(model, tokenizer, **kwargs)
-    if model is None or isinstance(model, str | os.PathLike) or type(model).__name__ == "Llama":
+    if model is None or isinstance(model, str | os.PathLike) or _is_llama(model):
         return LlamaCppScorer(model, tokenizer=tokenizer, **kwargs)
     raise InvalidOption(f"cannot get log-probabilities from a {type(model).__name__}",
                         fix="pass a transformers or llamacpp backend, a transformers model and tokenizer, or a GGUF path "
                             "(chat-only backends such as ollama or gpt4all do not expose log-probabilities here)")
+
+
+def _is_llama(model: Any) -> bool:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return False
+    return isinstance(model, Llama)
 
 
 def score_multiple_choice(model: Any, items: Sequence[MCItem], tokenizer: Any = None, *, task: str = "", **kwargs: Any) -> MCResult:

@@ -94,14 +94,16 @@ def _check_examples(examples: Any) -> None:
 def chat_token_counter(backend: Any) -> Counter:
     """A ``count(messages)`` function: tokens the model reads for ``messages`` (template included).
 
-    Needs a local backend (``format_chat`` and ``tokenize``), so that the count is exact: the chat
-    template adds its own tokens (role markers, a default system prompt) around every message.
+    Needs a local backend (a :class:`~course_utils.backends.LocalBackend`), so that the count is exact:
+    the chat template adds its own tokens (role markers, a default system prompt) around every message.
     """
-    if not (hasattr(backend, "format_chat") and hasattr(backend, "tokenize")):
+    from .backends.base import LocalBackend
+
+    if not isinstance(backend, LocalBackend):
         raise InvalidOption(f"{backend!r} cannot render and tokenize a chat", fix="use a local backend: get_backend('llamacpp') or get_backend('transformers')")
 
     def count(messages: Sequence[Message]) -> int:
-        return len(backend.tokenize(backend.format_chat(messages), special=True))
+        return len(backend.chat_ids(messages))
 
     return count
 

@@ -72,9 +72,9 @@ def gguf_shape(path: str | Path | None = None) -> dict[str, int]:
     from llama_cpp import Llama
 
     from .assets import resolve_gguf
-    from .backends.llamacpp import _quiet_stderr
+    from .backends.llamacpp import quiet_stderr
 
-    with _quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # C-level and Python-level log lines
+    with quiet_stderr(), contextlib.redirect_stderr(io.StringIO()):  # C-level and Python-level log lines
         meta = Llama(model_path=str(resolve_gguf(None if path is None else str(path))), vocab_only=True, verbose=False).metadata
     arch = meta.get("general.architecture", "llama")
 

@@ -83,7 +83,7 @@ class StreamTimer:
 def _piece_text(item: Any) -> str:
     """The text carried by one stream item, whatever produced it.
 
-    Understands course ``Chunk``s, plain strings/bytes, OpenAI chat/completion chunks
+    Understands course ``StreamChunk``s, plain strings/bytes, OpenAI chat/completion chunks
     (``choices[0].delta.content`` / ``choices[0].text``), LangChain message chunks (``.content``) and
     Ollama's streamed dicts (``message.content`` / ``response``).
     """
@@ -103,7 +103,7 @@ def _piece_text(item: Any) -> str:
             delta = getattr(choice, "delta", None)
             parts.append((getattr(delta, "content", None) if delta is not None else getattr(choice, "text", None)) or "")
         return "".join(parts)
-    for attr in ("text", "content"):  # course Chunk / LangChain AIMessageChunk / ollama ChatResponse
+    for attr in ("text", "content"):  # course StreamChunk / LangChain AIMessageChunk / ollama ChatResponse
         value = getattr(item, attr, None)
         if isinstance(value, str):
             return value
@@ -118,7 +118,7 @@ def measure_stream(chunks: Iterable[Any], start: float | None = None, prompt_tok
     ``chunks`` yields pieces of text in any form (see :func:`_piece_text`), or ``(time_s, piece)``
     pairs that were stamped already. Pieces with no text (role headers, the final "done" chunk) are
     not tokens. Each text piece counts as one token, unless the stream ends with a course
-    ``Chunk(done=True)`` whose result knows the exact count. ``start`` is when the request was sent
+    ``StreamChunk(done=True)`` whose result knows the exact count. ``start`` is when the request was sent
     (default: now; with a client that sends on ``create()``, stamp ``start`` before calling it).
 
     >>> t = measure_stream([(0.5, "Hel"), (0.6, "lo"), (0.7, "!"), (0.7, "")], start=0.0)

@@ -1,5 +1,8 @@
 """Every local backend behind one interface: ``get_backend("auto" | name)``.
 
+Backends layer (above the core, below the lesson tools). Taught in lesson 00 (first chat) and
+lesson 04 (the same chat through every engine).
+
 >>> from course_utils.backends import available_backends
 >>> "llamacpp" in available_backends()
 True
@@ -15,10 +18,10 @@ from ..errors import BackendUnavailable, CourseError, InvalidOption
 from .base import (
     Backend,
     BackendInfo,
-    Chunk,
     GenerationOptions,
     GenerationResult,
     LocalBackend,
+    StreamChunk,
     collect,
 )
 
@@ -33,19 +36,14 @@ _REGISTRY = {
 AUTO_ORDER = ("llamacpp", "transformers")
 
 __all__ = [
-    "Backend", "BackendInfo", "Chunk", "GenerationOptions", "GenerationResult", "LocalBackend",
-    "available_backends", "collect", "get_backend", "register_backend",
+    "Backend", "BackendInfo", "GenerationOptions", "GenerationResult", "LocalBackend", "StreamChunk",
+    "available_backends", "collect", "get_backend",
 ]
 
 
 def available_backends() -> list[str]:
     """Names accepted by :func:`get_backend` (besides "auto")."""
     return list(_REGISTRY)
-
-
-def register_backend(name: str, target: str) -> None:
-    """Add a backend class given as ``"package.module:Class"``."""
-    _REGISTRY[name] = target
 
 
 def _backend_class(name: str) -> type[Backend]:

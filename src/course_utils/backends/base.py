@@ -1,86 +1,42 @@
-"""The one interface every backend offers, and the generation loop shared by in-process backends.
+"""The one interface every backend offers, and the stream relay all of them share.
 
 A backend turns messages (chat) or text (completion) into generated text, streamed or not::
 
     result = backend.chat([{"role": "user", "content": "Name a prime."}], max_tokens=32)
     result.text, result.prompt_tokens, result.completion_tokens, result.timings.ttft_s
 
-Non-streamed calls are built by collecting the stream, so both always produce the same text and the
-same measurements.
+:class:`Backend` checks the input once (options, messages, prompt: see :mod:`.options`) and hands it to
+the backend's own ``_stream_chat`` / ``_stream_completion``. Every stream, whether its pieces are
+token ids decoded here or text sent by a server, goes through one :class:`StreamRelay`: it cuts at
+stop strings, stamps each token's arrival and ends with a final chunk that carries the whole
+:class:`GenerationResult`. Non-streamed calls collect that stream, so both always give the same text
+and the same measurements.
+
+:class:`LocalBackend` is the base of the in-process backends (llama.cpp, transformers, GPT4All): it
+builds the prompt ids itself (template markers as special tokens, message contents as plain text, see
+:mod:`.chat_template`) and runs the shared generation loop over the backend's ``generate_ids``.
+
+Backends layer: imports only the core (errors, timing). Taught in lesson 00 (chat, streams, TTFT/TPOT),
+lesson 03 (the raw token loop) and lesson 04 (one interface over every engine).
 """
 
 from __future__ import annotations
 
-import numbers
-import random
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
-
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ContextOverflow, InvalidOption
 from ..timing import StreamTimer, Timings
+from .chat_template import chat_pieces, render_chat_template
+from .options import GenerationOptions, Message, check_messages, check_prompt
 
-Message = Mapping[str, str]
-
-
-# ----------------------------------------------------------------------------- options
-@dataclass(frozen=True)
-class GenerationOptions:
-    """Generation settings shared by every backend. Defaults are greedy and reproducible."""
-
-    max_tokens: int = 128
-    temperature: float = 0.0  # 0 = greedy (always the most likely token)
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1.0 = off
-    repeat_penalty: float = 1.0  # 1.0 = off
-    seed: int | None = None  # None = a fresh random seed each call
-    stop: tuple[str, ...] = ()
-    json_schema: dict[str, Any] | None = None  # force output to match this JSON schema (where supported)
-
-    def __post_init__(self) -> None:
-        _check_int("max_tokens", self.max_tokens, minimum=1)
-        _check_number("temperature", self.temperature, minimum=0.0)
-        _check_int("top_k", self.top_k, minimum=0)
-        _check_number("top_p", self.top_p, minimum=0.0, maximum=1.0, open_min=True)
-        _check_number("repeat_penalty", self.repeat_penalty, minimum=0.0, open_min=True)
-        if self.seed is not None:
-            _check_int("seed", self.seed, minimum=0)
-        stop = (self.stop,) if isinstance(self.stop, str) else self.stop
-        if not isinstance(stop, Iterable) or not all(isinstance(s, str) and s for s in stop):
-            raise InvalidOption(f"stop={self.stop!r} must be a string or a list of non-empty strings", fix='pass e.g. stop=["\\n"]')
-        object.__setattr__(self, "stop", tuple(stop))
-        if self.json_schema is not None and not isinstance(self.json_schema, Mapping):
-            raise InvalidOption(f"json_schema must be a dict (a JSON schema), got {type(self.json_schema).__name__}", fix='pass e.g. json_schema={"type": "object", "properties": {...}}')
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise InvalidOption(f"unknown generation option(s) {', '.join(unknown)}", fix=f"use only {', '.join(sorted(known))}")
-        return cls(**{k: v for k, v in kwargs.items() if v is not None or k == "seed"})
-
-    def resolved_seed(self) -> int:
-        return self.seed if self.seed is not None else random.SystemRandom().randrange(2**31)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidOption(f"{name} must be an integer, got {type(value).__name__} {value!r}", fix=f"pass {name}={max(minimum, 1)} or another whole number")
-    if value < minimum:
-        raise InvalidOption(f"{name} must be >= {minimum}, got {value}", fix=f"pass {name}={max(minimum, 1)} or larger")
-
-
-def _check_number(name: str, value: Any, minimum: float, maximum: float | None = None, open_min: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidOption(f"{name} must be a number, got {type(value).__name__} {value!r}", fix=f"pass {name} as a float, e.g. {name}=1.0")
-    too_low = value <= minimum if open_min else value < minimum
-    if too_low or (maximum is not None and value > maximum):
-        bounds = f"{'>' if open_min else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        raise InvalidOption(f"{name} must be {bounds}, got {value}", fix=f"pass a {name} in that range")
+__all__ = [
+    "Backend", "BackendInfo", "GenerationOptions", "GenerationResult", "IncrementalDecoder", "LocalBackend", "Message",
+    "StopMatcher", "StreamChunk", "StreamRelay", "check_messages", "check_prompt", "collect", "render_chat_template",
+]
 
 
 # ----------------------------------------------------------------------------- results
@@ -98,8 +54,8 @@ class GenerationResult:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """One piece of a stream. The last chunk has ``done=True`` and carries the whole result."""
+class StreamChunk:
+    """One piece of a backend's stream. The last chunk has ``done=True`` and carries the whole result."""
 
     text: str
     done: bool = False
@@ -116,7 +72,7 @@ class BackendInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def collect(stream: Iterable[Chunk]) -> GenerationResult:
+def collect(stream: Iterable[StreamChunk]) -> GenerationResult:
     """Consume a stream and return its final result."""
     for chunk in stream:
         if chunk.done and chunk.result is not None:
@@ -124,45 +80,49 @@ def collect(stream: Iterable[Chunk]) -> GenerationResult:
     raise RuntimeError("stream ended without a final chunk")
 
 
-def check_messages(messages: Any) -> list[dict[str, str]]:
-    """Validate chat messages: a non-empty list of {"role": ..., "content": str}."""
-    fix = 'pass messages=[{"role": "user", "content": "Hello"}]'
-    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
-        raise InvalidOption(f"messages must be a non-empty list of dicts, got {type(messages).__name__}", fix=fix)
-    clean = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or not isinstance(m.get("content"), str) or m.get("role") not in {"system", "user", "assistant", "tool"}:
-            raise InvalidOption(f"message {i} ({m!r}) needs a role (system/user/assistant/tool) and a string content", fix=fix)
-        clean.append({"role": m["role"], "content": m["content"]})
-    return clean
-
-
-def render_chat_template(template: str, messages: Sequence[Message], bos_token: str = "", eos_token: str = "") -> str:
-    """Render a model's Jinja chat template exactly as transformers does (sandboxed)."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-
-    def raise_exception(message: str) -> None:
-        raise InvalidOption(f"the chat template rejected the messages: {message}", fix="check the order of roles")
-
-    env.globals["raise_exception"] = raise_exception
-    return env.from_string(template).render(
-        messages=list(messages), add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token
-    )
-
-
 # ----------------------------------------------------------------------------- the interface
 class Backend(ABC):
-    """What every backend offers. Subclasses implement :meth:`chat_stream` and :meth:`complete_stream`."""
+    """What every backend offers. Subclasses implement ``_stream_chat`` and ``_stream_completion``."""
 
     name: str = "backend"
+    model_name: str = ""
+    supports_json_schema: bool = False
 
-    @abstractmethod
-    def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[Chunk]:
-        """Stream the assistant's reply to ``messages`` (options: see :class:`GenerationOptions`)."""
+    def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[StreamChunk]:
+        """Stream the assistant's reply to ``messages`` (options: see :class:`GenerationOptions`).
 
-    @abstractmethod
-    def complete_stream(self, prompt: str, **options: Any) -> Iterator[Chunk]:
+        Bad options or messages raise here, at the call, not at the first chunk.
+        """
+        opts = self._checked_options(options)
+        timer = StreamTimer()  # TTFT counts from here: templating and tokenizing are part of the wait
+        return self._stream_chat(check_messages(messages), opts, timer)
+
+    def complete_stream(self, prompt: str, **options: Any) -> Iterator[StreamChunk]:
         """Stream a raw continuation of ``prompt`` (no chat template)."""
+        opts = self._checked_options(options)
+        timer = StreamTimer()
+        return self._stream_completion(check_prompt(prompt), opts, timer)
+
+    def chat(self, messages: Sequence[Message], **options: Any) -> GenerationResult:
+        return collect(self.chat_stream(messages, **options))
+
+    def complete(self, prompt: str, **options: Any) -> GenerationResult:
+        return collect(self.complete_stream(prompt, **options))
+
+    def _checked_options(self, options: dict[str, Any]) -> GenerationOptions:
+        opts = GenerationOptions.from_kwargs(**options)
+        if opts.json_schema is not None and not self.supports_json_schema:
+            raise InvalidOption(f"the {self.name} backend cannot constrain output to a JSON schema",
+                                fix="use backend='llamacpp' or 'transformers' (grammar-constrained decoding), or drop json_schema=")
+        return opts
+
+    @abstractmethod
+    def _stream_chat(self, messages: list[dict[str, str]], opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
+        """Start the chat request (raise now if it cannot start) and return its stream."""
+
+    @abstractmethod
+    def _stream_completion(self, prompt: str, opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
+        """Start the completion request (raise now if it cannot start) and return its stream."""
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:
@@ -171,12 +131,6 @@ class Backend(ABC):
     @abstractmethod
     def info(self) -> BackendInfo:
         """Name, model, context length, device and quantization."""
-
-    def chat(self, messages: Sequence[Message], **options: Any) -> GenerationResult:
-        return collect(self.chat_stream(messages, **options))
-
-    def complete(self, prompt: str, **options: Any) -> GenerationResult:
-        return collect(self.complete_stream(prompt, **options))
 
     def close(self) -> None:
         """Free the model and any process or connection (safe to call twice)."""
@@ -191,7 +145,7 @@ class Backend(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-# ----------------------------------------------------------------------------- shared loop
+# ----------------------------------------------------------------------------- the stream relay
 class StopMatcher:
     """Cut streamed text at the first stop string, never emitting part of a stop string.
 
@@ -256,19 +210,64 @@ class IncrementalDecoder:
         return after[len(before) :]
 
 
-class PromptIds(list):
-    """Prompt token ids that remember the text they came from (GPT4All generates from text)."""
+class StreamRelay:
+    """What every stream loop shares: stop strings, the pieces of text, and the final result chunk.
 
-    def __init__(self, ids: list[int], text: str, special: bool) -> None:
-        super().__init__(ids)
-        self.text = text
-        self.special = special
+    A loop calls ``yield from relay.token(text)`` for each token (for a server: each streamed piece)
+    and ends with ``yield from relay.finish(...)``. The relay stamps the token's arrival for TTFT/TPOT,
+    holds back text that might be the start of a stop string, and knows the whole text at the end.
+
+    >>> relay = StreamRelay("demo", "model", GenerationOptions(stop=("\\n",)), StreamTimer())
+    >>> [c.text for c in relay.token("Hello")] + [c.text for c in relay.token(" world\\nmore")], relay.stopped
+    (['Hello', ' world'], True)
+    >>> final = list(relay.finish("length", prompt_tokens=3))[-1]
+    >>> final.result.text, final.result.finish_reason, final.result.completion_tokens
+    ('Hello world', 'stop', 2)
+    """
+
+    def __init__(self, backend: str, model: str, opts: GenerationOptions, timer: StreamTimer) -> None:
+        self.backend, self.model, self.timer = backend, model, timer
+        self.stopper = StopMatcher(opts.stop)
+        self.pieces: list[str] = []
+
+    @property
+    def stopped(self) -> bool:
+        """A stop string was seen: nothing more will be emitted."""
+        return self.stopper.stopped
+
+    @property
+    def count(self) -> int:
+        """Tokens stamped so far."""
+        return self.timer.count
+
+    def token(self, text: str) -> Iterator[StreamChunk]:
+        """One token arrived carrying ``text`` (possibly "" for half a character): emit what is safe."""
+        self.timer.token()
+        yield from self._emit(self.stopper.feed(text))
+
+    def finish(self, reason: str, prompt_tokens: int, completion_tokens: int | None = None, tail: str = "") -> Iterator[StreamChunk]:
+        """The last text (``tail``: text held back by a decoder), then the final chunk with the result.
+
+        ``reason`` is "stop" or "length" as the source saw it; a stop string always makes it "stop".
+        ``completion_tokens`` overrides the stamped count when the source knows better (a server's usage).
+        """
+        yield from self._emit(self.stopper.feed(tail) + self.stopper.flush())
+        count = self.timer.count if completion_tokens is None else completion_tokens
+        timings = replace(self.timer.finish(prompt_tokens=prompt_tokens), completion_tokens=count)
+        yield StreamChunk("", done=True, result=GenerationResult(
+            text="".join(self.pieces), prompt_tokens=prompt_tokens, completion_tokens=count,
+            finish_reason="stop" if self.stopped else reason, timings=timings, backend=self.backend, model=self.model,
+        ))
+
+    def _emit(self, text: str) -> Iterator[StreamChunk]:
+        if text:
+            self.pieces.append(text)
+            yield StreamChunk(text)
 
 
 class LocalBackend(Backend):
     """Base for backends that run the model in this process and expose the raw token loop."""
 
-    model_name: str = ""
     n_ctx: int = 2048
 
     # -- what a subclass provides
@@ -283,45 +282,58 @@ class LocalBackend(Backend):
     def is_end_of_turn(self, token_id: int) -> bool: ...
 
     @abstractmethod
-    def generate_ids(self, prompt_ids: list[int], options: GenerationOptions) -> Iterator[int]:
+    def generate_ids(self, prompt_ids: Sequence[int], options: GenerationOptions) -> Iterator[int]:
         """Yield generated token ids for ever (the caller decides when to stop)."""
-
-    supports_json_schema: bool = False
-
-    def _check_supported(self, opts: GenerationOptions) -> None:
-        if opts.json_schema is not None and not self.supports_json_schema:
-            raise InvalidOption(f"the {self.name} backend cannot constrain output to a JSON schema", fix="use backend='llamacpp' (grammar-constrained decoding), or drop json_schema=")
 
     @abstractmethod
     def chat_template(self) -> tuple[str, str, str]:
         """(Jinja template, bos_token, eos_token) of the model."""
 
+    @abstractmethod
+    def special_tokens(self) -> Sequence[str]:
+        """The texts of the vocabulary's special (control) tokens, such as "<|im_start|>"."""
+
     # -- the shared parts
+    @functools.cached_property
+    def _markers(self) -> tuple[str, ...]:
+        return tuple(self.special_tokens())
+
     def format_chat(self, messages: Sequence[Message]) -> str:
         """The exact text the model reads for ``messages``: its chat template, rendered."""
         template, bos, eos = self.chat_template()
         return render_chat_template(template, check_messages(messages), bos, eos)
+
+    def chat_ids(self, messages: Sequence[Message]) -> list[int]:
+        """The token ids the model reads for ``messages``: the text of :meth:`format_chat`, with the
+        template's markers as special tokens and every message content as plain text (so no content
+        can fake a turn; see :mod:`.chat_template`)."""
+        template, bos, eos = self.chat_template()
+        ids: list[int] = []
+        for text, is_marker in chat_pieces(template, check_messages(messages), bos, eos, self._markers):
+            ids += self.tokenize(text, special=is_marker)
+        return ids
 
     def count_tokens(self, text: str) -> int:
         if not isinstance(text, str):
             raise InvalidOption(f"text must be a str, got {type(text).__name__}", fix="pass the text as a string")
         return len(self.tokenize(text))
 
-    def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[Chunk]:
-        opts = GenerationOptions.from_kwargs(**options)
+    def complete_ids_stream(self, prompt_ids: Sequence[int], **options: Any) -> Iterator[StreamChunk]:
+        """Stream a continuation of exactly these token ids (for prompts built by hand, e.g. lesson 03)."""
+        opts = self._checked_options(options)
         timer = StreamTimer()
-        text = self.format_chat(messages)
-        return self._stream(PromptIds(self.tokenize(text, special=True), text, special=True), opts, timer)
+        if isinstance(prompt_ids, str | bytes) or not isinstance(prompt_ids, Sequence) or not prompt_ids or \
+                not all(isinstance(i, int) and not isinstance(i, bool) for i in prompt_ids):
+            raise InvalidOption("prompt_ids must be a non-empty list of token ids (ints)", fix="pass backend.tokenize(text) or backend.chat_ids(messages)")
+        return self._stream(list(prompt_ids), opts, timer)
 
-    def complete_stream(self, prompt: str, **options: Any) -> Iterator[Chunk]:
-        opts = GenerationOptions.from_kwargs(**options)
-        if not isinstance(prompt, str) or not prompt:
-            raise InvalidOption(f"prompt must be a non-empty string, got {prompt!r:.40}", fix="pass some text to continue")
-        timer = StreamTimer()
-        return self._stream(PromptIds(self.tokenize(prompt), prompt, special=False), opts, timer)
+    def _stream_chat(self, messages: list[dict[str, str]], opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
+        return self._stream(self.chat_ids(messages), opts, timer)
 
-    def _stream(self, prompt_ids: list[int], opts: GenerationOptions, timer: StreamTimer) -> Iterator[Chunk]:
-        self._check_supported(opts)
+    def _stream_completion(self, prompt: str, opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
+        return self._stream(self.tokenize(prompt), opts, timer)
+
+    def _stream(self, prompt_ids: list[int], opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
         n_prompt = len(prompt_ids)
         if n_prompt >= self.n_ctx:
             raise ContextOverflow(
@@ -331,9 +343,8 @@ class LocalBackend(Backend):
         budget = min(opts.max_tokens, self.n_ctx - n_prompt)
         return self._generate(prompt_ids, opts, timer, budget)
 
-    def _generate(self, prompt_ids: list[int], opts: GenerationOptions, timer: StreamTimer, budget: int) -> Iterator[Chunk]:
-        decoder, stopper = IncrementalDecoder(self.detokenize), StopMatcher(opts.stop)
-        pieces: list[str] = []
+    def _generate(self, prompt_ids: list[int], opts: GenerationOptions, timer: StreamTimer, budget: int) -> Iterator[StreamChunk]:
+        relay, decoder = StreamRelay(self.name, self.model_name, opts, timer), IncrementalDecoder(self.detokenize)
         finish = "length"
         tokens = self.generate_ids(prompt_ids, opts)
         try:
@@ -341,30 +352,9 @@ class LocalBackend(Backend):
                 if self.is_end_of_turn(token_id):
                     finish = "stop"
                     break
-                timer.token()
-                text = stopper.feed(decoder.add(token_id))
-                if text:
-                    pieces.append(text)
-                    yield Chunk(text)
-                if stopper.stopped:
-                    finish = "stop"
-                    break
-                if timer.count >= budget:
+                yield from relay.token(decoder.add(token_id))
+                if relay.stopped or relay.count >= budget:
                     break
         finally:
             tokens.close()
-        tail = stopper.feed(decoder.flush()) + stopper.flush()
-        if tail:
-            pieces.append(tail)
-            yield Chunk(tail)
-        timings = timer.finish(prompt_tokens=len(prompt_ids))
-        result = GenerationResult(
-            text="".join(pieces),
-            prompt_tokens=len(prompt_ids),
-            completion_tokens=timer.count,
-            finish_reason=finish,
-            timings=timings,
-            backend=self.name,
-            model=self.model_name,
-        )
-        yield Chunk("", done=True, result=result)
+        yield from relay.finish(finish, prompt_tokens=len(prompt_ids), tail=decoder.flush())

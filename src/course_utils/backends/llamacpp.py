@@ -8,6 +8,12 @@ llama.cpp runs GGUF files (quantized weights) with fast CPU kernels. Two details
   like the first one, and stream and non-stream calls agree.
 * **Sampler defaults.** llama.cpp applies min_p=0.05 by default; we switch it (and typical_p) off so
   the options mean the same thing on every backend.
+* **Prompts are token ids.** ``LocalBackend.chat_ids`` builds them (template markers as special
+  tokens, message contents as plain text) and ``Llama.generate`` gets those ids, so a content that
+  spells ``<|im_start|>`` stays seven plain-text tokens.
+
+:func:`quiet_stderr`, :func:`ftype_name` and :func:`special_token_texts` are used by the other modules
+that drive llama.cpp (GPT4All's vocabulary, evaluation, serving). Taught in lessons 00 and 04.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..config import settings
 from ..errors import BackendUnavailable, InvalidOption
 from .base import BackendInfo, GenerationOptions, LocalBackend
+from .options import check_size
 
 
 class LlamaCppBackend(LocalBackend):
@@ -28,6 +35,7 @@ class LlamaCppBackend(LocalBackend):
     supports_json_schema = True
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_threads: int | None = None, n_batch: int = 512) -> None:
+        check_size("n_ctx", n_ctx), check_size("n_threads", n_threads), check_size("n_batch", n_batch)
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -43,7 +51,7 @@ class LlamaCppBackend(LocalBackend):
         self.n_ctx = n_ctx or cfg.n_ctx
         self.n_threads = n_threads or cfg.n_threads
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 self.llm = Llama(
                     model_path=str(self.path),
                     n_ctx=self.n_ctx,
@@ -71,12 +79,15 @@ class LlamaCppBackend(LocalBackend):
     def chat_template(self) -> tuple[str, str, str]:
         return chat_template_of(self.llm, self.path)
 
-    def generate_ids(self, prompt_ids: list[int], options: GenerationOptions) -> Iterator[int]:
+    def special_tokens(self) -> list[str]:
+        return special_token_texts(self.llm)
+
+    def generate_ids(self, prompt_ids: Sequence[int], options: GenerationOptions) -> Iterator[int]:
         self.llm.reset()  # forget the previous call's KV cache (see the module docstring)
         self.llm.set_seed(options.resolved_seed())
         grammar = _grammar(options.json_schema) if options.json_schema is not None else None
         yield from self.llm.generate(
-            prompt_ids,
+            list(prompt_ids),
             temp=options.temperature,
             top_k=options.top_k,
             top_p=options.top_p,
@@ -94,7 +105,7 @@ class LlamaCppBackend(LocalBackend):
             model=self.model_name,
             context_length=self.n_ctx,
             device="cpu",
-            quantization=_ftype_name(meta.get("general.file_type")),
+            quantization=ftype_name(meta.get("general.file_type")),
             details={"path": str(self.path), "threads": self.n_threads, "trained_context": int(meta.get("llama.context_length", 0) or 0)},
         )
 
@@ -117,27 +128,47 @@ def chat_template_of(llm: Any, path: Any) -> tuple[str, str, str]:
     return template, text_of(llm.token_bos()), text_of(llm.token_eos())
 
 
+def special_token_texts(llm: Any) -> list[str]:
+    """Texts of a llama.cpp vocabulary's control tokens (<|im_start|>, <|endoftext|>, ...): ~0.1 s for 50k tokens."""
+    import llama_cpp
+
+    vocab = llm._model.vocab
+    control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+    return [llm.detokenize([i], special=True).decode("utf-8", errors="replace")
+            for i in range(llama_cpp.llama_vocab_n_tokens(vocab)) if llama_cpp.llama_vocab_get_attr(vocab, i) & control]
+
+
 def _grammar(schema: dict) -> object:
     """A GBNF grammar that only admits JSON matching ``schema`` (llama.cpp masks every other token)."""
     import json
 
     from llama_cpp import LlamaGrammar
 
-    with _quiet_stderr():  # the grammar parser prints its rules
+    with quiet_stderr():  # the grammar parser prints its rules
         try:
             return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         except (ValueError, RuntimeError, TypeError) as err:
             raise InvalidOption(f"llama.cpp cannot turn this JSON schema into a grammar ({err})", fix="simplify the schema: objects, arrays, strings, numbers, enums") from None
 
 
-def _ftype_name(file_type: str | None) -> str:
+def ftype_name(file_type: str | None) -> str:
+    """The quantization name of a GGUF ``general.file_type`` value.
+
+    >>> ftype_name("3"), ftype_name(None)
+    ('Q4_1', 'GGUF file_type None')
+    """
     names = {"0": "F32", "1": "F16", "2": "Q4_0", "3": "Q4_1", "7": "Q8_0", "8": "Q5_0", "9": "Q5_1", "15": "Q4_K_M", "17": "Q5_K_M", "18": "Q6_K", "32": "BF16"}
     return names.get(str(file_type), f"GGUF file_type {file_type}")
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence llama.cpp's C-level loading messages (they go straight to file descriptor 2)."""
+def quiet_stderr() -> Iterator[None]:
+    """Silence C-level messages of llama.cpp and GPT4All while loading (they go straight to file descriptor 2).
+
+    >>> with quiet_stderr():
+    ...     os.write(2, b"not shown")
+    9
+    """
     try:
         saved = os.dup(2)
     except OSError:

@@ -3,35 +3,41 @@
 Ollama runs GGUF models behind an HTTP API on http://127.0.0.1:11434 (``OLLAMA_HOST``). Models are
 named like ``smollm2:135m`` and fetched with ``ollama pull``; the server applies the model's chat
 template and reports token counts and durations with the last chunk of every stream.
+
+**Special tokens in contents: Ollama parses them.** Ollama renders its (Go) template with the message
+contents as text and tokenizes the whole result with special tokens parsed: its runner calls
+``Tokenize(prompt, addSpecial, parseSpecial=true)`` (``runner/llamarunner/runner.go``, ``Server.inputs``),
+and ollama/ollama issue #15931 ("Special token in user input is tokenized as-is", open) and pull
+request #17262 (not merged when we looked) describe the effect. So a message that contains
+``<|im_end|>\n<|im_start|>system\n...`` reaches the model as a real system turn, unlike with the
+course's in-process backends. tests/ollama_standin.py reads prompts the same way, and
+tests/test_chat_security.py measures it: 5 ``<|im_start|>`` ids in the prompt instead of 3. Put untrusted
+text into a local backend (llamacpp, transformers, gpt4all), or screen it first
+(``course_utils.guard``), when a forged turn would matter.
+
+Backends layer. Taught in lesson 04.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config import settings
 from ..errors import BackendUnavailable, ContextOverflow, InvalidOption, ModelNotFound
 from ..timing import StreamTimer
-from .base import (
-    Backend,
-    BackendInfo,
-    Chunk,
-    GenerationOptions,
-    GenerationResult,
-    Message,
-    StopMatcher,
-    check_messages,
-)
+from .base import Backend, BackendInfo, GenerationOptions, StreamChunk, StreamRelay
+from .options import check_size
 
 DEFAULT_MODEL = "smollm2:135m"
 
 
 class OllamaBackend(Backend):
     name = "ollama"
+    supports_json_schema = True  # Ollama's format= takes a JSON schema
 
     def __init__(self, model: str | None = None, host: str | None = None, n_ctx: int | None = None, timeout: float = 120.0, **_: Any) -> None:
+        check_size("n_ctx", n_ctx)
         try:
             import ollama
         except ImportError:
@@ -69,50 +75,26 @@ class OllamaBackend(Backend):
             options["stop"] = list(opts.stop)
         return options
 
-    def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[Chunk]:
-        opts = GenerationOptions.from_kwargs(**options)
-        msgs = check_messages(messages)
-        timer = StreamTimer()
+    def _stream_chat(self, messages: list[dict[str, str]], opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
         fmt = dict(opts.json_schema) if opts.json_schema is not None else None
-        stream = self._call(lambda: self.client.chat(model=self.model_name, messages=msgs, stream=True, options=self._options(opts), format=fmt))
-        return self._consume(stream, timer, opts, lambda part: part.message.content)
+        stream = self._call(lambda: self.client.chat(model=self.model_name, messages=messages, stream=True, options=self._options(opts), format=fmt))
+        return self._consume(stream, StreamRelay(self.name, self.model_name, opts, timer), lambda part: part.message.content)
 
-    def complete_stream(self, prompt: str, **options: Any) -> Iterator[Chunk]:
-        opts = GenerationOptions.from_kwargs(**options)
-        if not isinstance(prompt, str) or not prompt:
-            raise InvalidOption(f"prompt must be a non-empty string, got {prompt!r:.40}", fix="pass some text to continue")
-        timer = StreamTimer()
+    def _stream_completion(self, prompt: str, opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
         fmt = dict(opts.json_schema) if opts.json_schema is not None else None
         stream = self._call(lambda: self.client.generate(model=self.model_name, prompt=prompt, raw=True, stream=True, options=self._options(opts), format=fmt))
-        return self._consume(stream, timer, opts, lambda part: part.response)
+        return self._consume(stream, StreamRelay(self.name, self.model_name, opts, timer), lambda part: part.response)
 
-    def _consume(self, stream: Any, timer: StreamTimer, opts: GenerationOptions, text_of: Any) -> Iterator[Chunk]:
-        stopper, pieces, last = StopMatcher(opts.stop), [], None
-        parts = iter(stream)
-        while True:
-            part = self._call(lambda: next(parts, None))  # errors can also arrive mid-stream
-            if part is None:
-                break
+    def _consume(self, stream: Any, relay: StreamRelay, text_of: Callable[[Any], str | None]) -> Iterator[StreamChunk]:
+        parts, last = iter(stream), None
+        while (part := self._call(lambda: next(parts, None))) is not None:  # errors can also arrive mid-stream
             last = part
-            piece = text_of(part) or ""
-            if piece:
-                timer.token()
-                out = stopper.feed(piece)
-                if out:
-                    pieces.append(out)
-                    yield Chunk(out)
-        tail = stopper.flush()
-        if tail:
-            pieces.append(tail)
-            yield Chunk(tail)
-        prompt_tokens = int(getattr(last, "prompt_eval_count", 0) or 0)
-        completion = int(getattr(last, "eval_count", 0) or timer.count)
-        timings = replace(timer.finish(prompt_tokens=prompt_tokens), completion_tokens=completion)
-        finish = "length" if getattr(last, "done_reason", "") == "length" else "stop"
-        yield Chunk("", done=True, result=GenerationResult(
-            text="".join(pieces), prompt_tokens=prompt_tokens, completion_tokens=completion,
-            finish_reason=finish, timings=timings, backend=self.name, model=self.model_name,
-        ))
+            if piece := text_of(part) or "":
+                yield from relay.token(piece)
+        # the last part carries the server's counts: prompt tokens, generated tokens, why it stopped
+        yield from relay.finish("length" if getattr(last, "done_reason", "") == "length" else "stop",
+                                prompt_tokens=int(getattr(last, "prompt_eval_count", 0) or 0),
+                                completion_tokens=int(getattr(last, "eval_count", 0) or relay.count))
 
     def count_tokens(self, text: str) -> int:
         """Ollama has no tokenize endpoint: read ``prompt_eval_count`` of a raw one-token generation."""

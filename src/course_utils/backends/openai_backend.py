@@ -11,36 +11,59 @@ llama.cpp's C++ ``llama-server`` do). llama-cpp-python's server sends none while
 streamed delta counts as one output token (it streams one token per delta), a completion's prompt is
 counted with the server's tokenizer, and a chat's prompt tokens are reported as 0 (unknown), because
 only the server knows the chat template it applied.
+
+**Special tokens in contents: the server decides.** The server renders the chat template and
+tokenizes, so whether ``<|im_start|>`` typed in a message becomes a real marker is up to it.
+llama-cpp-python's server (the one the course starts) renders the template to text and tokenizes it
+with ``special=True`` (``llama_chat_format.py``, ``chat_formatter_to_chat_completion_handler``):
+measured by tests/test_chat_security.py, a hostile message is read with 5 ``<|im_start|>`` ids instead of 3
+(the server's own prompt-token count matches the special-parsing tokenization). Other servers differ;
+check yours before sending it untrusted text, or use an in-process backend, which keeps every
+content plain text.
+
+Backends layer. Taught in lesson 04 (a real server with the ``openai`` client).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..config import settings
 from ..errors import BackendUnavailable, ContextOverflow, CourseError, InvalidOption, ModelNotFound
 from ..timing import StreamTimer
-from .base import (
-    Backend,
-    BackendInfo,
-    Chunk,
-    GenerationOptions,
-    GenerationResult,
-    Message,
-    StopMatcher,
-    check_messages,
-)
+from .base import Backend, BackendInfo, GenerationOptions, StreamChunk, StreamRelay
+from .options import check_size
 
 START_SERVER = "start one, e.g. `python -m llama_cpp.server --model <file.gguf> --port 8000`, or set OPENAI_BASE_URL"
 
 
+def choose_served_model(requested: str | None, course_model: str | None, served: Sequence[str], base_url: str = "the server") -> str:
+    """Which served model to use for ``get_backend("openai", model=requested)``.
+
+    A name the server serves is used as it is; with no name, COURSE_MODEL is used if the server serves
+    it. COURSE_MODEL usually names a local GGUF file, which no server calls its model: then (and with
+    no name at all) the server's first model is used. Any other name is a mistake.
+
+    >>> choose_served_model(None, "/models/x.gguf", ["smollm2"]), choose_served_model(None, "b", ["a", "b"])
+    ('smollm2', 'b')
+    """
+    wanted = requested if requested is not None else course_model
+    if wanted in served:
+        return wanted
+    if requested is None or requested == course_model:
+        return served[0]
+    raise ModelNotFound(f"{base_url} does not serve {requested!r} (it serves {', '.join(served)})",
+                        fix=f"use model={served[0]!r}, or load {requested!r} in the server")
+
+
 class OpenAIBackend(Backend):
     name = "openai"
+    supports_json_schema = True  # through response_format (chat only)
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0,
                  n_ctx: int | None = None, **_: Any) -> None:
+        check_size("n_ctx", n_ctx)
         try:
             import openai
         except ImportError:
@@ -50,13 +73,7 @@ class OpenAIBackend(Backend):
         self.n_ctx = n_ctx or cfg.n_ctx  # the server's context window (only used to explain errors)
         self._openai = openai
         self.client = openai.OpenAI(base_url=self.base_url, api_key=api_key or cfg.openai_api_key, timeout=timeout, max_retries=0)
-        served = self._served_models()
-        if model is None or model == cfg.model and (model not in served):
-            model = served[0]  # COURSE_MODEL usually names a local file, not a served model
-        elif model not in served:
-            raise ModelNotFound(f"the server at {self.base_url} does not serve {model!r} (it serves {', '.join(served)})", fix=f"use model={served[0]!r}, or load {model!r} in the server")
-        self.model_name = model
-        self._models_payload: dict[str, Any] = {}
+        self.model_name = choose_served_model(model, cfg.model, self._served_models(), f"the server at {self.base_url}")
 
     def _served_models(self) -> list[str]:
         try:
@@ -86,25 +103,21 @@ class OpenAIBackend(Backend):
             args["stop"] = list(opts.stop)
         return args
 
-    def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[Chunk]:
-        opts = GenerationOptions.from_kwargs(**options)
+    def _stream_chat(self, messages: list[dict[str, str]], opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
         args = self._request_args(opts)
         if opts.json_schema is not None:
             args["response_format"] = {"type": "json_object", "schema": dict(opts.json_schema)}
-        timer = StreamTimer()
-        stream = self._open(lambda: self.client.chat.completions.create(messages=check_messages(messages), **args))
-        text = "\n".join(m["content"] for m in check_messages(messages))  # a lower bound on the prompt
-        return self._consume(stream, timer, opts, delta=lambda c: c.delta.content, count_prompt=lambda: 0, lower_bound=text)
+        stream = self._open(lambda: self.client.chat.completions.create(messages=messages, **args))
+        text = "\n".join(m["content"] for m in messages)  # a lower bound on the prompt
+        return self._consume(stream, StreamRelay(self.name, self.model_name, opts, timer), delta=lambda c: c.delta.content,
+                             count_prompt=lambda: 0, lower_bound=text)
 
-    def complete_stream(self, prompt: str, **options: Any) -> Iterator[Chunk]:
-        opts = GenerationOptions.from_kwargs(**options)
-        if not isinstance(prompt, str) or not prompt:
-            raise InvalidOption(f"prompt must be a non-empty string, got {prompt!r:.40}", fix="pass some text to continue")
+    def _stream_completion(self, prompt: str, opts: GenerationOptions, timer: StreamTimer) -> Iterator[StreamChunk]:
         if opts.json_schema is not None:
             raise InvalidOption("json_schema works with chat() on the openai backend", fix="use chat() with json_schema=")
-        timer = StreamTimer()
         stream = self._open(lambda: self.client.completions.create(prompt=prompt, **self._request_args(opts)))
-        return self._consume(stream, timer, opts, delta=lambda c: c.text, count_prompt=lambda: self._count_or_zero(prompt), lower_bound=prompt)
+        return self._consume(stream, StreamRelay(self.name, self.model_name, opts, timer), delta=lambda c: c.text,
+                             count_prompt=lambda: self._count_or_zero(prompt), lower_bound=prompt)
 
     def _open(self, call: Any) -> Any:
         """Send the request now (errors surface at the call, not at the first chunk)."""
@@ -127,38 +140,24 @@ class OpenAIBackend(Backend):
         except CourseError:
             return 0
 
-    def _consume(self, stream: Any, timer: StreamTimer, opts: GenerationOptions, delta: Any, count_prompt: Any, lower_bound: str) -> Iterator[Chunk]:
-        stopper, pieces = StopMatcher(opts.stop), []
+    def _consume(self, stream: Any, relay: StreamRelay, delta: Callable[[Any], str | None], count_prompt: Callable[[], int],
+                 lower_bound: str) -> Iterator[StreamChunk]:
         finish, usage = None, None
         try:
             for event in stream:
                 if event.usage is not None:
                     usage = event.usage
                 for choice in event.choices:
-                    piece = delta(choice) or ""
-                    if piece:
-                        timer.token()
-                        out = stopper.feed(piece)
-                        if out:
-                            pieces.append(out)
-                            yield Chunk(out)
+                    if piece := delta(choice) or "":
+                        yield from relay.token(piece)
                     if choice.finish_reason:
                         finish = "length" if choice.finish_reason == "length" else "stop"
         finally:
             stream.close()
         if finish is None:  # the server broke off the stream (llama-cpp-python does so on errors)
             self._explain_broken_stream(lower_bound)
-        tail = stopper.flush()
-        if tail:
-            pieces.append(tail)
-            yield Chunk(tail)
-        completion = usage.completion_tokens if usage is not None else timer.count
-        timings = timer.finish(prompt_tokens=usage.prompt_tokens if usage is not None else count_prompt())
-        timings = replace(timings, completion_tokens=completion)
-        yield Chunk("", done=True, result=GenerationResult(
-            text="".join(pieces), prompt_tokens=timings.prompt_tokens, completion_tokens=completion,
-            finish_reason=finish, timings=timings, backend=self.name, model=self.model_name,
-        ))
+        yield from relay.finish(finish, prompt_tokens=usage.prompt_tokens if usage is not None else count_prompt(),
+                                completion_tokens=usage.completion_tokens if usage is not None else None)
 
     def _explain_broken_stream(self, prompt_text: str) -> None:
         n_prompt = self._count_or_zero(prompt_text)

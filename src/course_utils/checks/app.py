@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..backends.base import Chunk, GenerationResult
-from ..metrics import Timings
+from ..backends.base import GenerationResult, StreamChunk
 from ..speech import wer
 from ..synth import validate_record
+from ..timing import Timings
 from . import NotDone, Verdict, run_check
 
 WER_CASES = (
@@ -81,13 +81,13 @@ class ScriptedBackend:
         self.pieces = pieces
         self.calls: list[list[dict[str, str]]] = []
 
-    def chat_stream(self, messages: Any, **options: Any) -> Iterator[Chunk]:
+    def chat_stream(self, messages: Any, **options: Any) -> Iterator[StreamChunk]:
         self.calls.append([dict(m) for m in messages])
         for piece in self.pieces:
-            yield Chunk(piece)
+            yield StreamChunk(piece)
         text = "".join(self.pieces)
         timings = Timings(0.1, 0.01, 0.14, 10, len(self.pieces))
-        yield Chunk("", done=True, result=GenerationResult(text, 10, len(self.pieces), "stop", timings, self.name))
+        yield StreamChunk("", done=True, result=GenerationResult(text, 10, len(self.pieces), "stop", timings, self.name))
 
 
 def check_stream_handler(stream_reply: Callable[..., Iterator[str]], backend: Any = None) -> Verdict:
