@@ -1,34 +1,54 @@
-"""Run untrusted Python (code a model wrote) in a separate, limited process.
+"""Run untrusted Python (code a model wrote) in a separate, limited, and where Linux allows, isolated process.
+
+Taught in lessons 09 (HumanEval pass@1 runs the model's code) and 10 (the agent's Python tool).
 
 >>> run_python("print(6 * 7)").stdout        # doctest: +SKIP
 '42\\n'
 >>> run_python("while True: pass", timeout_s=1).timed_out   # doctest: +SKIP
 True
+>>> describe()                                # doctest: +SKIP
+'sandbox isolation: bubblewrap (bwrap 0.8.0: own network, PID and mount namespaces; ...)'
 
-What :func:`run_python` does, and therefore what it protects against:
+**Every mode** (also the fallback) runs a fresh interpreter (``python -I``: no user site-packages, no
+``PYTHON*`` variables) in a **new private temporary folder**, deleted afterwards, with an **empty
+environment** except ``PATH`` and ``HOME``/``TMPDIR`` (= that folder), and on top:
 
-* **a fresh interpreter** (``python -I``: isolated mode, no user site-packages, no ``PYTHON*``
-  variables, the script's folder not on ``sys.path``) in a **new temporary working folder** that is
-  deleted afterwards, with an **empty environment** except ``PATH`` and ``HOME`` (= that folder):
-  the code sees none of your settings or keys held in environment variables;
-* **resource limits** set with ``resource.setrlimit`` in the child before it starts: address space
-  (``memory_mb``), CPU seconds, size of any file it writes (64 MB), number of processes (where the
-  system allows; stops fork bombs), no core dumps;
-* **a wall-clock timeout**: the child runs in its own process group (session) and the whole group
-  is killed when the time is up, so sleeping code and grandchildren die too;
-* **a prelude** that runs before the code: ``socket.socket`` is replaced by a class that refuses to be created,
-  ``socket.create_connection`` and ``socket.socketpair`` by functions that raise, and an audit hook
-  (``sys.addaudithook``, PEP 578) refuses ``socket.connect``/``socket.bind``/``getaddrinfo``
-  events, opening files for writing outside the temporary folder, deleting/renaming files outside
-  it, and starting new programs (``subprocess``, ``os.system``, ``os.exec*``, ``os.fork``).
+* **resource limits** (``resource.setrlimit`` before the program starts): address space
+  (``memory_mb``), CPU seconds, 64 MB per written file, number of processes (stops fork bombs, except
+  for root, whom Linux exempts from that limit), no core dumps;
+* **a wall-clock timeout** that kills the child's whole process group (sleepers and grandchildren too);
+* **an audit-hook prelude** (PEP 578): ``socket`` refused, opening files for writing, deleting or
+  renaming outside the private folder refused, starting programs (``subprocess``, ``os.system``,
+  ``os.fork``...) refused. This catches accidents, but code that really tries sidesteps it
+  (``ctypes`` calling libc's ``system()`` directly, for one).
 
-What it does **not** protect against (it is *not* a security boundary like a container, a VM or
-seccomp): the code runs as your user and can still *read* any file you can read; audit hooks can be
-sidestepped by code that really tries (``ctypes`` calling libc directly, writing to ``/proc/self/mem``);
-there is no filesystem or network namespace, so a determined attacker can escape. It is enough to
-stop the accidents a benchmark meets (an infinite loop, a huge allocation, a test that deletes
-files, code that tries to fetch something). Run truly hostile code only inside a container or VM
-(e.g. Docker with ``--network none --read-only``, gVisor, Firecracker), as code-execution services do.
+**Isolation modes** (``isolation()`` says which one this machine uses, decided once by a real probe):
+
+``"bubblewrap"`` (Debian/Ubuntu package ``bubblewrap``) and ``"unshare"`` (util-linux's ``unshare``
+with user, mount, PID and network namespaces, and a small setup step below) give the kernel's own
+boundaries, which ``ctypes`` cannot talk its way around:
+
+* **no network**: a network namespace of its own (no interface but loopback, nothing listening), and a
+  seccomp filter (built with libseccomp where it is installed) that refuses to create any socket at
+  all, so no connection to this machine's servers either, not even through a Unix socket file;
+* **a read-only view of the system**: every mount read-only; the private folder is the only writable
+  place (``/dev`` is a minimal read-only copy: null, zero, random, urandom, tty);
+* **hidden folders**, replaced by empty read-only ones: your home, ``/home``, ``/root``, ``/run``
+  (service sockets), ``/tmp`` and ``/var/tmp`` (other programs' files), ``/mnt``, ``/media`` and **the course
+  checkout** (your notebooks, notes and any ``.env`` with keys; the program needs none of it). The
+  Python installation is mounted back read-only wherever it lives (e.g. ``~/.pyenv`` or ``.venv`` in the
+  checkout), so its packages can be imported; the names of the folders leading to it show;
+* **its own PID namespace**: it cannot see or signal your other processes; all capabilities dropped.
+
+What isolation does **not** protect against: the rest of the file system stays *readable* (``/etc``,
+``/usr``, other folders outside the list above); as root, root-owned files there (``/etc/shadow``) are
+readable and the process-count limit does not apply (the timeout still kills everything); CPU and memory
+are limited per process, not for the whole group; kernel bugs are outside its reach. A VM or gVisor is
+the boundary for truly hostile code, as code-execution services use.
+
+``"audit-hook only"``, the fallback (macOS, Windows, containers without user namespaces, bubblewrap
+installed but failing): the list at the top only. The code runs as you and can read anything you can
+read; ``ctypes`` can escape the hook. Enough for the accidents a benchmark meets, not a boundary.
 """
 
 from __future__ import annotations
@@ -42,7 +62,19 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from .errors import InvalidOption
+from .errors import BackendUnavailable, InvalidOption
+from .namespaces import (
+    FALLBACK,
+    MODES,
+    Isolation,
+    child_env,
+    command,
+    describe,
+    isolation,
+    why_unavailable,
+)
+
+__all__ = ["FALLBACK", "MODES", "Isolation", "SandboxResult", "describe", "isolation", "run_python", "why_unavailable"]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # largest file the code may write
 MAX_OUTPUT_CHARS = 100_000  # stdout/stderr kept (a runaway print loop would fill memory)
@@ -58,6 +90,8 @@ class SandboxResult:
     stderr: str
     timed_out: bool
     seconds: float  # wall-clock time
+    isolation: str = FALLBACK  # the mode it ran in: "bubblewrap", "unshare" or "audit-hook only"
+
 
 
 # Runs inside the child before the learner's/model's code. Kept small and standard-library only.
@@ -108,9 +142,15 @@ _sys.addaudithook(_hook)
 del _hook
 '''
 
+_RUNNER = (
+    "\n_src = open('main.py', encoding='utf-8').read()\n"
+    "_g = {'__name__': '__main__', '__file__': 'main.py', '__builtins__': __builtins__}\n"
+    "exec(compile(_src, 'main.py', 'exec'), _g)\n"
+)
+
 
 def _limits(memory_mb: int, cpu_s: int) -> None:
-    """Runs in the child between fork and exec: set the resource limits."""
+    """Runs in the child between fork and exec: set the resource limits (inherited by bwrap's child)."""
     import resource
 
     def cap(kind: int, value: int) -> None:
@@ -127,21 +167,38 @@ def _limits(memory_mb: int, cpu_s: int) -> None:
     cap(resource.RLIMIT_CORE, 0)
     if hasattr(resource, "RLIMIT_NPROC"):
         # counts all processes of this user, so leave room for the ones already running
-        import os as _os
-
         try:
-            running = len([p for p in _os.listdir("/proc") if p.isdigit()])
+            running = len([p for p in os.listdir("/proc") if p.isdigit()])
         except OSError:
             running = 256
         cap(resource.RLIMIT_NPROC, running + 32)
 
 
-def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, stdin: str = "") -> SandboxResult:
-    """Run ``code`` with a fresh ``python -I`` in a temporary folder, with limits (see the module).
+def _resolve_mode(requested: str) -> str:
+    """The mode to run in for run_python's ``isolation`` argument."""
+    if requested not in ("auto", *MODES):
+        raise InvalidOption(f"isolation={requested!r} is not a sandbox mode", fix=f"use 'auto' or one of {', '.join(MODES)}")
+    if requested == "auto":
+        return isolation().mode
+    if requested == "audit-hook":
+        return FALLBACK
+    reason = why_unavailable(requested)
+    if reason is not None:
+        raise BackendUnavailable(f"sandbox isolation {requested!r} does not work here: {reason}",
+                                 fix="use isolation='auto' (the best mode that works here)")
+    return requested
+
+
+# ----------------------------------------------------------------------------- running code
+def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, stdin: str = "",
+               isolation: str = "auto") -> SandboxResult:
+    """Run ``code`` with a fresh ``python -I`` in a private temporary folder, with limits (see the module).
 
     ``ok`` is True when it exited with status 0 before ``timeout_s`` wall-clock seconds. The code
     gets at most ``memory_mb`` MB of address space (the interpreter itself needs ~30 MB; a
     ``MemoryError`` is the usual result of going over) and ``ceil(timeout_s) + 1`` CPU seconds.
+    ``isolation``: "auto" (the best mode :func:`isolation` found), or force "bubblewrap", "unshare"
+    or "audit-hook" (the fallback).
     """
     if not isinstance(code, str):
         raise InvalidOption(f"code must be a str, got {type(code).__name__}", fix="pass the program's source text")
@@ -151,24 +208,20 @@ def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, stdin
         raise InvalidOption(f"memory_mb={memory_mb!r} must be a whole number >= 64", fix="use e.g. memory_mb=512")
     if not isinstance(stdin, str):
         raise InvalidOption(f"stdin must be a str, got {type(stdin).__name__}", fix='pass text, e.g. stdin=""')
+    mode = _resolve_mode(isolation)
 
     workdir = tempfile.mkdtemp(prefix="course-sandbox-")
+    fds: tuple[int, ...] = ()
     try:
-        script = os.path.join(workdir, "main.py")
-        with open(script, "w", encoding="utf-8") as f:
+        with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8") as f:
             f.write(code)
-        runner = _PRELUDE + (
-            "\n_src = open('main.py', encoding='utf-8').read()\n"
-            "_g = {'__name__': '__main__', '__file__': 'main.py', '__builtins__': __builtins__}\n"
-            "exec(compile(_src, 'main.py', 'exec'), _g)\n"
-        )
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "PYTHONIOENCODING": "utf-8"}
+        argv, fds = command(mode, workdir, [sys.executable, "-I", "-B", "-c", _PRELUDE + _RUNNER])
         cpu_s = int(timeout_s) + 2
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", runner], cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            argv, cwd=workdir, env=child_env(workdir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", start_new_session=True,
-            preexec_fn=lambda: _limits(memory_mb, cpu_s),  # runs in the child before exec
+            pass_fds=fds, preexec_fn=lambda: _limits(memory_mb, cpu_s),  # runs in the child before exec
         )
         timed_out = False
         try:
@@ -179,12 +232,14 @@ def run_python(code: str, *, timeout_s: float = 5.0, memory_mb: int = 512, stdin
             out, err = proc.communicate()
         seconds = time.perf_counter() - started
     finally:
+        for fd in fds:
+            os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
     returncode = None if timed_out else proc.returncode
     if returncode is not None and returncode < 0 and -returncode in (signal.SIGXCPU, signal.SIGKILL):
         err += f"\n[sandbox] killed by signal {signal.Signals(-returncode).name} (CPU time limit)"
     return SandboxResult(ok=not timed_out and returncode == 0, returncode=returncode, stdout=out[:MAX_OUTPUT_CHARS],
-                         stderr=err[:MAX_OUTPUT_CHARS], timed_out=timed_out, seconds=seconds)
+                         stderr=err[:MAX_OUTPUT_CHARS], timed_out=timed_out, seconds=seconds, isolation=mode)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -193,3 +248,4 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
+
