@@ -11,7 +11,7 @@ and the machine (cores, load average before and after, CPU model): on a busy mac
 moves, so read them beside the load. The statistics come from ``course_utils.serving`` (the same
 ``RequestResult``/``LoadTestResult`` as lesson 04's load test); loopback only.
 
-    .venv/bin/python benchmarks/serving_load.py [--clients 16] [--seconds 60] [--max-tokens 12]
+    .venv/bin/python benchmarks/serving_load.py [--clients 16] [--seconds 60] [--max-tokens 24]
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ from course_utils.serving import MAX_CONCURRENCY, LoadTestResult, RequestResult,
 MAX_TOTAL_REQUESTS = 20_000  # a bound, like serving.MAX_REQUESTS: a teaching load test, not a stress test
 CODES = random.Random(1234).sample(range(10_000, 100_000), MAX_TOTAL_REQUESTS)  # a unique 5-digit number per request
 PROMPT = "Repeat this number exactly: {code}"
+
+
+def answer_format(code: str) -> dict:
+    """A JSON schema that allows only ``{"code": "<this request's number>"}``.
+
+    SmolLM2-135M copies a 5-digit number unreliably (in a first run 8 of 18 replies changed a digit:
+    25315 -> 25316, 67767 -> 67,890), which would hide a server mix-up among the model's own slips. With
+    the reply constrained by the request's own schema (llama.cpp turns it into a grammar), a reply that
+    carries another request's number can only come from the server mixing requests up.
+    """
+    return {"type": "json_object",
+            "schema": {"type": "object", "properties": {"code": {"type": "string", "const": code}}, "required": ["code"]}}
 NUMBER = re.compile(r"\d{5}")
 
 
@@ -72,7 +84,7 @@ def check_replies(replies: list[Reply]) -> Check:
 
 
 def run_clients(base_url: str, clients: int, seconds: float | None = None, requests_per_client: int | None = None,
-                max_tokens: int = 12, timeout_s: float = 900.0, model: str = "smollm2") -> tuple[list[Reply], float]:
+                max_tokens: int = 24, timeout_s: float = 900.0, model: str = "smollm2") -> tuple[list[Reply], float]:
     """``clients`` threads send requests until ``seconds`` have passed (or each sent ``requests_per_client``).
 
     Requests in flight when the time is up are waited for. Returns every reply and the wall time.
@@ -101,7 +113,8 @@ def run_clients(base_url: str, clients: int, seconds: float | None = None, reque
                 sent = time.perf_counter()
                 try:
                     reply = client.chat.completions.create(model=model, max_tokens=max_tokens, temperature=0.0,
-                                                           messages=[{"role": "user", "content": PROMPT.format(code=code)}])
+                                                           messages=[{"role": "user", "content": PROMPT.format(code=code)}],
+                                                           response_format=answer_format(code))
                     latency = time.perf_counter() - sent
                     tokens = reply.usage.completion_tokens if reply.usage else 0
                     text = reply.choices[0].message.content or ""
@@ -147,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--max-tokens", type=int, default=12)
+    parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: COURSE_THREADS or 2)")
     args = parser.parse_args()
 

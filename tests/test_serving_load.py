@@ -36,7 +36,7 @@ def test_swapped_lost_and_failed_replies_are_caught():
 
 
 def test_small_run_against_the_real_server(llama_server):
-    replies, wall = run_clients(llama_server.base_url, clients=4, requests_per_client=3, max_tokens=12, timeout_s=600)
+    replies, wall = run_clients(llama_server.base_url, clients=4, requests_per_client=3, max_tokens=24, timeout_s=600)
     assert len(replies) == 12 and wall > 0
     assert sorted(r.client for r in replies) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert len({r.code for r in replies}) == 12  # each request asked for a number of its own

@@ -7,7 +7,7 @@ Taught in lessons 09 (HumanEval pass@1 runs the model's code) and 10 (the agent'
 >>> run_python("while True: pass", timeout_s=1).timed_out   # doctest: +SKIP
 True
 >>> describe()                                # doctest: +SKIP
-'sandbox isolation: bubblewrap (bwrap 0.8.0: own network, PID and mount namespaces; ...)'
+'sandbox isolation: bubblewrap (bubblewrap 0.8.0: own network, PID and mount namespaces; ...)'
 
 **Every mode** (also the fallback) runs a fresh interpreter (``python -I``: no user site-packages, no
 ``PYTHON*`` variables) in a **new private temporary folder**, deleted afterwards, with an **empty
@@ -25,10 +25,10 @@ environment** except ``PATH`` and ``HOME``/``TMPDIR`` (= that folder), and on to
 **Isolation modes** (``isolation()`` says which one this machine uses, decided once by a real probe):
 
 ``"bubblewrap"`` (Debian/Ubuntu package ``bubblewrap``) and ``"unshare"`` (util-linux's ``unshare``
-with user, mount, PID and network namespaces, and a small setup step below) give the kernel's own
-boundaries, which ``ctypes`` cannot talk its way around:
+with user, mount, PID and network namespaces; how both work: :mod:`course_utils.namespaces`) give the
+kernel's own boundaries, which ``ctypes`` cannot talk its way around:
 
-* **no network**: a network namespace of its own (no interface but loopback, nothing listening), and a
+* **no network**: a network namespace of its own (only its own loopback, on which nothing listens), and a
   seccomp filter (built with libseccomp where it is installed) that refuses to create any socket at
   all, so no connection to this machine's servers either, not even through a Unix socket file;
 * **a read-only view of the system**: every mount read-only; the private folder is the only writable
@@ -46,7 +46,7 @@ readable and the process-count limit does not apply (the timeout still kills eve
 are limited per process, not for the whole group; kernel bugs are outside its reach. A VM or gVisor is
 the boundary for truly hostile code, as code-execution services use.
 
-``"audit-hook only"``, the fallback (macOS, Windows, containers without user namespaces, bubblewrap
+``"audit-hook only"``, the fallback (macOS, containers without user namespaces, bubblewrap
 installed but failing): the list at the top only. The code runs as you and can read anything you can
 read; ``ctypes`` can escape the hook. Enough for the accidents a benchmark meets, not a boundary.
 """
