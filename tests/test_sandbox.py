@@ -67,7 +67,7 @@ def test_forced_mode_is_reported():
 
 def test_a_forced_mode_that_does_not_work_says_why(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # neither bwrap nor unshare can be found
-    from course_utils import namespaces
+    from course_utils.sandbox import namespaces
 
     namespaces._probe.cache_clear()
     try:
@@ -81,7 +81,7 @@ def test_a_forced_mode_that_does_not_work_says_why(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the namespace modes are Linux only")
 def test_falls_back_when_the_tools_are_present_but_fail(tmp_path, monkeypatch):
     """Like a container without user namespaces: bwrap and unshare exist but die at start."""
-    from course_utils import namespaces
+    from course_utils.sandbox import namespaces
 
     for tool in ("bwrap", "unshare"):
         fake = tmp_path / tool
@@ -105,7 +105,8 @@ def test_falls_back_when_the_tools_are_present_but_fail(tmp_path, monkeypatch):
 def test_docstring_examples():
     import doctest
 
-    from course_utils import namespaces, sandbox
+    from course_utils import sandbox
+    from course_utils.sandbox import namespaces
 
     for module in (namespaces, sandbox):
         assert doctest.testmod(module).failed == 0

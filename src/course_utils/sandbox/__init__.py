@@ -25,7 +25,7 @@ environment** except ``PATH`` and ``HOME``/``TMPDIR`` (= that folder), and on to
 **Isolation modes** (``isolation()`` says which one this machine uses, decided once by a real probe):
 
 ``"bubblewrap"`` (Debian/Ubuntu package ``bubblewrap``) and ``"unshare"`` (util-linux's ``unshare``
-with user, mount, PID and network namespaces; how both work: :mod:`course_utils.namespaces`) give the
+with user, mount, PID and network namespaces; how both work: :mod:`course_utils.sandbox.namespaces`) give the
 kernel's own boundaries, which ``ctypes`` cannot talk its way around:
 
 * **no network**: a network namespace of its own (only its own loopback, on which nothing listens), and a
@@ -62,7 +62,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from .errors import BackendUnavailable, InvalidOption
+from ..errors import BackendUnavailable, InvalidOption
 from .namespaces import (
     FALLBACK,
     MODES,

@@ -72,7 +72,7 @@ def _interpreter_folders() -> set[str]:
 
 
 def _checkout() -> str | None:
-    from .paths import project_root
+    from ..paths import project_root
 
     try:
         return str(project_root())
