@@ -208,7 +208,9 @@ def test_every_page_loads_in_chromium_with_nothing_from_outside(served):
             page.on("console", lambda m: problems.append(f"{page.url}: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"{page.url}: {e}"))
             page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else outside.append(r.url))
-            page.on("requestfailed", lambda r: failed.append(r.url))
+            # a failed load: an error status, or a request that did not complete (not one cut off by the next page)
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else failed.append(f"{r.failure} {r.url}"))
             for html in _html_pages(site):
                 page.goto(url + html.relative_to(site).as_posix(), wait_until="load")
                 missing = page.evaluate("[...document.images].filter(i => i.loading !== 'lazy' && !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
