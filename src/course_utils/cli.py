@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
                     help="transformers weights: bf16 is what leaderboards usually use, ~2x faster on CPUs with native bf16")
     serve = sub.add_parser("serve", help="serve the model to a class: an OpenAI-compatible server with an API key and a request log")
-    serve.add_argument("--engine", choices=("llama-cpp-python", "llama-server"), default="llama-cpp-python",
-                       help="llama-server: llama.cpp's C++ server, continuous batching over --parallel slots (build it once: bash tools/build_llama_server.sh)")
+    serve.add_argument("--engine", choices=("auto", "llama-server", "llama-cpp-python"), default="auto",
+                       help="llama-server: llama.cpp's C++ server, continuous batching over --parallel slots (build it once: "
+                            "bash tools/build_llama_server.sh); llama-cpp-python: one request at a time; auto (default): llama-server if built")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on: 0.0.0.0 for every network (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--api-key", default=None, help="the key learners send (default: $COURSE_SERVE_API_KEY, else a new random key, printed)")
@@ -216,8 +217,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     key = args.api_key or os.environ.get("COURSE_SERVE_API_KEY") or new_api_key()
     server = ClassServer(args.engine, host=args.host, port=args.port, api_key=key, model=args.model,
                          parallel=args.parallel, n_ctx=args.ctx, log=RequestLog(Path(args.log) if args.log else None))
-    slots = f", {args.parallel} parallel slots" if args.engine == "llama-server" else ", one request at a time"
-    print(f"Starting {args.engine}{slots} (loading the model)...", flush=True)
+    engine = server.engine_name
+    slots = f", {args.parallel} parallel slots" if engine == "llama-server" else ", one request at a time"
+    print(f"Starting {engine}{slots} (loading the model)...", flush=True)
+    if engine == "llama-cpp-python":
+        print("  (for a class, build llama.cpp's own server once: bash tools/build_llama_server.sh)", flush=True)
 
     def ready(s: ClassServer) -> None:
         shown = "<this machine's address>" if s.host in ("0.0.0.0", "::") else s.host

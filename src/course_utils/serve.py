@@ -199,12 +199,25 @@ def front_door(upstream: str, api_key: str, log: RequestLog) -> Any:
 # ----------------------------------------------------------------------------- engine + front door
 def start_engine(engine: str, model: str | None = None, parallel: int = 4, n_ctx: int | None = None,
                  n_threads: int | None = None, api_key: str | None = None) -> ManagedServer:
-    """The model server behind the front door, on 127.0.0.1 (not started yet)."""
+    """The model server behind the front door, on 127.0.0.1 (not started yet).
+
+    ``engine="auto"``: llama-server when it is built (:func:`resolve_engine`), else llama-cpp-python.
+    """
+    engine = resolve_engine(engine)
     if engine == "llama-cpp-python":
         return LlamaServer(model=model, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key)
     if engine == "llama-server":
         return LlamaCppServer(model=model, parallel=parallel, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key)
     raise InvalidOption(f"unknown engine {engine!r}", fix=f"use one of {', '.join(ENGINES)}")
+
+
+def resolve_engine(engine: str) -> str:
+    """``"auto"`` -> ``"llama-server"`` if tools/build_llama_server.sh has built it, else ``"llama-cpp-python"``."""
+    if engine != "auto":
+        return engine
+    from .server import llama_server_binary
+
+    return "llama-server" if llama_server_binary() is not None else "llama-cpp-python"
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -221,7 +234,7 @@ def check_port_free(host: str, port: int) -> None:
 class ClassServer:
     """An engine plus the front door. ``with ClassServer(...) as server:`` or :func:`serve_forever`."""
 
-    def __init__(self, engine: str = "llama-cpp-python", host: str = "127.0.0.1", port: int = 8000,
+    def __init__(self, engine: str = "auto", host: str = "127.0.0.1", port: int = 8000,
                  api_key: str | None = None, model: str | None = None, parallel: int = 4, n_ctx: int | None = None,
                  n_threads: int | None = None, log: RequestLog | None = None) -> None:
         if not api_key:
@@ -230,8 +243,8 @@ class ClassServer:
             raise InvalidOption(f"port must be 0-65535, got {port!r}", fix="e.g. --port 8000")
         self.host, self.port, self.api_key = host, port, api_key
         self.log = log or RequestLog()
-        self.engine = start_engine(engine, model, parallel, n_ctx, n_threads, api_key)
-        self.engine_name = engine
+        self.engine_name = resolve_engine(engine)
+        self.engine = start_engine(self.engine_name, model, parallel, n_ctx, n_threads, api_key)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
