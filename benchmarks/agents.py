@@ -75,7 +75,7 @@ def main() -> None:
             p = scores["right answer"]
             rows[name] = scores | {"right answer SE": math.sqrt(p * (1 - p) / len(results)), "seconds": time.perf_counter() - started}
             details[name] = (by_tool(results), failure_counts(results))
-            print(name, {k: round(v, 2) for k, v in rows[name].items()}, flush=True)
+            print(name, {k: round(v, 2) for k, v in rows[name].items()}, details[name][1], flush=True)
         print(f"\n{llm.info().model}, {len(tasks)} tasks ({args.split}), at most {args.max_steps} steps each")
     table = pd.DataFrame(rows).T
     print(table.round(2).to_string())
