@@ -48,6 +48,7 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."  # SmolLM2-135M answers w
 MODES = ("chat", "documents")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOURCES_HEADING = "**Sources**"  # everything from here on in an assistant message is for the reader, not the model
+SOURCE_CHARS = 160  # each source is shortened to this many characters under an answer
 DOC_PATTERNS = ("*.md", "*.txt")
 History = list[dict[str, Any]]
 Update = tuple[History, str, str]  # (chat history, status line, text left in the message box)
@@ -115,17 +116,6 @@ def model_messages(history: History) -> list[dict[str, str]]:
         if text.strip():
             out.append({"role": m["role"], "content": text})
     return out
-
-
-def format_sources(hits: Sequence[Hit], cited: Sequence[int] = (), max_chars: int = 160) -> str:
-    """The numbered source list shown under a documents-mode answer (cited numbers in bold)."""
-    lines = [SOURCES_HEADING]
-    for n, h in enumerate(hits, start=1):
-        text = " ".join(h.text.split())
-        text = text if len(text) <= max_chars else text[:max_chars].rstrip() + "…"
-        label = f"**[{n}]**" if n in cited else f"[{n}]"
-        lines.append(f"{label} `{h.doc_id}`: {text}")
-    return "\n\n".join(lines)
 
 
 class ChatApp:
@@ -257,7 +247,8 @@ class ChatApp:
 
     def _respond(self, text: str, history: History, system_prompt: str | None, temperature: Any, max_tokens: Any,
                  mode: str, started: float) -> Iterator[Update]:
-        from .rag import attribute_sentences, build_messages, parse_citations, retrieve
+        from .rag import build_messages, retrieve
+        from .text_safety import attribute_sentences, format_sources, parse_citations
 
         hits: list[Hit] = []
         dropped = 0
@@ -304,7 +295,7 @@ class ChatApp:
                 display, cited = attribute_sentences(reply, hits, embedder)
                 if cited:
                     display += "\n\n*(citations added by similarity: the model cited nothing)*"
-            display = (display.strip() or "(no answer)") + "\n\n" + format_sources(hits, cited)
+            display = (display.strip() or "(no answer)") + f"\n\n{SOURCES_HEADING}\n\n" + format_sources(hits, SOURCE_CHARS, "markdown", cited)
         now = time.perf_counter()
         timings = result.timings if result is not None else None
         self.last = ReplyStats(
