@@ -16,6 +16,7 @@ pytest.importorskip("lm_eval", reason="lm-evaluation-harness is in the test extr
 from course_utils.evaluation import lmeval  # noqa: E402
 
 N_ITEMS = 120  # >= 100 (issue 19); about half a minute for lm-eval on 2 idle cores
+pytestmark = pytest.mark.timeout(3600)  # the fixture runs both harnesses: minutes when the machine is shared
 
 
 @pytest.fixture(scope="module")

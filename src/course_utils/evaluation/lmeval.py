@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,25 +128,14 @@ def lm_eval_predictions(task: Any, doc: dict[str, Any], lls: tuple[float, ...]) 
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """lm-eval's per-task warnings and progress bars, silenced for the tests and the benchmark table."""
-    import datasets
-
+    """lm-eval's per-task warnings and progress bars (tqdm, on stderr) kept out of the test log and the benchmark table."""
     loggers = [logging.getLogger(name) for name in ("lm_eval", "lm-eval")]
     levels = [lg.level for lg in loggers]
-    bars = datasets.is_progress_bar_enabled()
-    saved = os.environ.get("TQDM_DISABLE")
     for lg in loggers:
         lg.setLevel(logging.ERROR)
-    datasets.disable_progress_bars()
-    os.environ["TQDM_DISABLE"] = "1"
     try:
-        yield
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-        if bars:
-            datasets.enable_progress_bars()
-        if saved is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = saved

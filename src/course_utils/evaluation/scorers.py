@@ -85,10 +85,10 @@ class HFScorer:
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, share_context: bool = True, batch_items: int = 32, batch_tokens: int = 2048) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, share_context: bool = True, batch_items: int = 16, batch_tokens: int = 1024) -> None:
         for key, value in (("batch_items", batch_items), ("batch_tokens", batch_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidOption(f"{key}={value!r} must be a whole number >= 1", fix=f"use e.g. {key}={32 if key == 'batch_items' else 2048}")
+                raise InvalidOption(f"{key}={value!r} must be a whole number >= 1", fix=f"use e.g. {key}={16 if key == 'batch_items' else 1024}")
         if not hasattr(model, "get_decoder") or not hasattr(model, "config"):
             raise InvalidOption(f"HFScorer needs a transformers causal LM, got a {type(model).__name__}",
                                 fix="pass the model from load_hf_model() (or AutoModelForCausalLM.from_pretrained)")
