@@ -1,11 +1,19 @@
-"""Benchmark harness speed and accuracy: ARC-Easy validation scored by log-likelihood.
+"""The course's evaluation harness against lm-evaluation-harness: ARC-Easy by log-likelihood, side by side.
 
-    .venv/bin/python benchmarks/eval.py [--limit N] [--llamacpp-limit N] [--naive-limit N]
+    .venv/bin/python benchmarks/eval.py                 # all 570 items (about 3 minutes on 2 idle cores)
+    .venv/bin/python benchmarks/eval.py --limit 100     # a quick look
 
-Prints, side by side: transformers fp32 with the shared-context scorer on all 570 items (target:
-<= 60 s on 2 cores), the naive scorer (every choice re-reads the question) on a subset, and
-llama.cpp Q4_1 on a subset; items/s, tokens/s and acc / acc_norm with standard errors. A second
-run of the fast scorer checks that the numbers are identical.
+In one run, on the same in-memory fp32 SmolLM2 (the course's cached conversion) and the same
+threads: lm-evaluation-harness 0.4.13 (its HFLM, batch 16) and the course's scorer on the same
+items, with the ratio of their times and how many predictions (acc and acc_norm) differ; the
+course's scorer in bf16 and how many predictions change; the naive scorer and llama.cpp Q4_1 on
+subsets. "Machine limit": the tokens the course's scorer pushes through the model, divided by
+the model's plain forward-pass throughput measured in the same run (batches of 16 x 64 real
+tokens), is the least time that work could take on this machine.
+
+The course's scorer runs before and after lm-eval, and the ratio uses their mean, so a load
+change during the run does not favour either side. The machine (cores, load, CPU, flags) is
+printed beside the ratios. Exit status 1 if a prediction differs from lm-eval's.
 """
 
 from __future__ import annotations
@@ -13,72 +21,140 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import platform
 import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, os.path.dirname(__file__))
+from _table import table  # noqa: E402
+
+
+def machine() -> str:
+    """Cores, load, CPU model and the flags that decide fp32/bf16 speed, on one line."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", platform.machine()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return f"{os.cpu_count()} cores, load {load}, {model}; flags: " + " ".join(f"{f}{'+' if f in flags else '-'}" for f in wanted)
+
+
+def forward_throughput(model, rows, repeats: int = 3) -> float:
+    """Tokens/s of the transformer body on batches of 16 real rows of 64 tokens (the best of ``repeats``)."""
+    import torch
+
+    batch = torch.tensor([r[:64] for r in rows[:16]])
+    body = model.get_decoder()
+    best = float("inf")
+    with torch.inference_mode():
+        body(input_ids=batch[:2, :8])  # warm-up
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            body(input_ids=batch)
+            best = min(best, time.perf_counter() - t0)
+    return batch.numel() / best
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=570, help="ARC-Easy items for transformers (default: all 570)")
-    parser.add_argument("--llamacpp-limit", type=int, default=100, help="items for llama.cpp (default 100)")
-    parser.add_argument("--naive-limit", type=int, default=60, help="items for the naive scorer (default 60)")
+    parser.add_argument("--limit", type=int, default=570, help="ARC-Easy items (default: all 570)")
+    parser.add_argument("--lm-eval-batch", type=int, default=16, help="lm-eval's batch size (default 16)")
+    parser.add_argument("--llamacpp-limit", type=int, default=100, help="items for llama.cpp (default 100; 0 = skip)")
+    parser.add_argument("--naive-limit", type=int, default=60, help="items for the naive scorer (default 60; 0 = skip)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 copy of the model")
     args = parser.parse_args()
 
     import torch
 
-    from course_utils import evaluate as ev
+    from course_utils import evaluation as ev
     from course_utils.assets import load_hf_model
     from course_utils.config import settings
-    from course_utils.tasks import load_task
+    from course_utils.evaluation import lmeval
 
     threads = settings().n_threads
     torch.set_num_threads(threads)
-    t0 = time.perf_counter()
+    print(f"machine at start: {machine()}")
+    print(f"torch {torch.__version__}, {threads} threads")
     model, tokenizer = load_hf_model()
-    print(f"model loaded in {time.perf_counter() - t0:.1f} s; {threads} threads; {os.cpu_count()} CPUs")
-    items = load_task("arc_easy", limit=args.limit).items
+    items = ev.load_task("arc_easy", limit=args.limit).items
+    encode = ev.tokenize_fn(tokenizer)
+    probe_rows = [encode(i.context + i.choices[0]) * 8 for i in items[:16]]  # real text, >= 64 tokens per row
+    limit_before = forward_throughput(model, probe_rows)
 
-    rows = []
-    fast = ev.score_multiple_choice(ev.HFScorer(model, tokenizer), items, task="arc_easy")
-    rows.append(("transformers fp32, shared context", fast))
-    again = ev.score_multiple_choice(ev.HFScorer(model, tokenizer), items, task="arc_easy")
-    identical = [s.logprobs for s in fast.items] == [s.logprobs for s in again.items]
-    if not args.no_bf16:
-        # bfloat16 is how leaderboards usually run models; on a CPU with native bf16 matmuls it is ~2x faster.
-        bf16 = copy.deepcopy(model).to(torch.bfloat16)
-        rows.append(("transformers bf16, shared context", ev.score_multiple_choice(ev.HFScorer(bf16, tokenizer), items, task="arc_easy")))
-        del bf16
+    def course(m, label):
+        r = ev.score_multiple_choice(ev.HFScorer(m, tokenizer), items, task="arc_easy")
+        print(f"  {label}: {r.seconds:.1f} s")
+        return r
+
+    print("\nscoring (course, lm-eval, course again)")
+    first = course(model, "course fp32")
+    theirs = lmeval.run_lm_eval(model, tokenizer, limit=args.limit, batch_size=args.lm_eval_batch)
+    print(f"  lm-eval fp32: {theirs.seconds:.1f} s")
+    second = course(model, "course fp32 again")
+    limit_after = forward_throughput(model, probe_rows)
+    course_s = (first.seconds + second.seconds) / 2
+    bf16 = None
+    if not args.no_bf16:  # how leaderboards usually run models; fast on CPUs with native bf16 (avx512_bf16 / amx_bf16)
+        bf16 = course(copy.deepcopy(model).to(torch.bfloat16), "course bf16")
+    naive = None
     if args.naive_limit:
         naive = ev.score_multiple_choice(ev.HFScorer(model, tokenizer, share_context=False), items[:args.naive_limit], task="arc_easy")
-        rows.append(("transformers fp32, naive", naive))
+    cpp = None
     if args.llamacpp_limit:
         scorer = ev.LlamaCppScorer(tokenizer=tokenizer, n_ctx=512, n_threads=threads)
         try:
-            rows.append(("llama.cpp Q4_1", ev.score_multiple_choice(scorer, items[:args.llamacpp_limit], task="arc_easy")))
+            cpp = ev.score_multiple_choice(scorer, items[:args.llamacpp_limit], task="arc_easy")
         finally:
             scorer.close()
 
-    print("\nARC-Easy validation, log-likelihood scoring (lm-evaluation-harness format)\n")
-    print(f"{'scorer':<36}{'items':>6}{'seconds':>9}{'items/s':>9}{'tokens':>8}{'tok/s':>7}   {'acc':>13}   {'acc_norm':>13}")
-    for name, r in rows:
-        print(f"{name:<36}{r.n:>6}{r.seconds:>9.1f}{r.items_per_s:>9.2f}{r.tokens:>8}{r.tokens / r.seconds:>7.0f}"
-              f"   {r.acc:.3f} ± {r.acc_stderr:.3f}   {r.acc_norm:.3f} ± {r.acc_norm_stderr:.3f}")
-    by_name = dict(rows)
-    if "transformers fp32, naive" in by_name:
-        print(f"\nshared vs naive, items/s: {fast.items_per_s / by_name['transformers fp32, naive'].items_per_s:.1f}x")
-    for name, r in by_name.items():
-        if "shared context" in name:
-            print(f"{name}: full set projected time {570 / r.items_per_s:.0f} s (target <= 60 s on 2 cores)")
-    if "transformers bf16, shared context" in by_name:
-        bf = by_name["transformers bf16, shared context"]
-        same = sum(a.pred == b.pred for a, b in zip(fast.items, bf.items)) / len(fast.items)
-        print(f"bf16 vs fp32: same acc prediction on {same:.1%} of items; acc {bf.acc - fast.acc:+.3f}")
-    print(f"rerun identical: {identical}; chance: {fast.chance:.3f}")
-    return 0 if identical else 1
+    # ---------------------------------------------------------------- parity with lm-eval
+    n = len(items)
+    acc_diff = sum(s.pred != t.pred for s, t in zip(first.items, theirs.items))
+    norm_diff = sum(s.pred_norm != t.pred_norm for s, t in zip(first.items, theirs.items))
+    worst_ll = max(abs(a - b) for s, t in zip(first.items, theirs.items) for a, b in zip(s.logprobs, t.lls))
+    with_space = sum(ev.acc_norm_prediction(s.logprobs, s.n_chars) != t.pred_norm for s, t in zip(first.items, theirs.items))
+    rerun_identical = [s.logprobs for s in first.items] == [s.logprobs for s in second.items]
+
+    rows = [{"scorer": "lm-eval 0.4.13 fp32 (HFLM)", "items": n, "seconds": f"{theirs.seconds:.1f}", "items/s": f"{n / theirs.seconds:.2f}",
+             "acc": f"{theirs.acc:.4f}", "acc_norm": f"{theirs.acc_norm:.4f}"}]
+    for label, r, secs in (("course fp32 (mean of 2 runs)", first, course_s), ("course bf16", bf16, None),
+                           ("course fp32 naive (subset)", naive, None), ("llama.cpp Q4_1 (subset)", cpp, None)):
+        if r is not None:
+            secs = secs or r.seconds
+            rows.append({"scorer": label, "items": r.n, "seconds": f"{secs:.1f}", "items/s": f"{r.n / secs:.2f}",
+                         "acc": f"{r.acc:.4f}", "acc_norm": f"{r.acc_norm:.4f}"})
+    table(rows, "ARC-Easy validation, log-likelihood scoring, prompt 'Question: ...\\nAnswer:'")
+
+    throughput = (limit_before + limit_after) / 2
+    at_limit = first.tokens / throughput
+    print(f"\nspeed: course fp32 is {theirs.seconds / course_s:.2f}x faster than lm-eval (target >= 2x), "
+          f"runs {first.seconds:.1f} s and {second.seconds:.1f} s")
+    print(f"parity: different predictions acc {acc_diff}/{n}, acc_norm {norm_diff}/{n}; largest log-likelihood difference {worst_ll:.2e} "
+          f"(dividing by len(' ' + answer) instead would differ on {with_space} items)")
+    print(f"machine limit: the course pushes {first.tokens:,} tokens through the model (lm-eval: {theirs.requests} requests of question + answer); "
+          f"forward throughput {limit_before:.0f} / {limit_after:.0f} tok/s (before / after) -> at least {at_limit:.1f} s; "
+          f"the course takes {course_s / at_limit:.2f}x that")
+    if bf16 is not None:
+        changed = sum(a.pred != b.pred for a, b in zip(first.items, bf16.items))
+        changed_norm = sum(a.pred_norm != b.pred_norm for a, b in zip(first.items, bf16.items))
+        print(f"bf16: {course_s / bf16.seconds:.2f}x the speed of fp32; predictions changed vs fp32: acc {changed}/{n}, acc_norm {changed_norm}/{n}; "
+              f"acc {bf16.acc - first.acc:+.4f}, acc_norm {bf16.acc_norm - first.acc_norm:+.4f}")
+    if naive is not None:
+        print(f"shared context vs naive (items/s): {first.items_per_s / naive.items_per_s:.1f}x")
+    print(f"rerun identical: {rerun_identical}")
+    print(f"machine at end: {machine()}")
+    return 0 if acc_diff == norm_diff == 0 and rerun_identical else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ grid) and integer zero-point; int4 zero-point in blocks of 128), PyTorch's dynam
 (``torch.ao.quantization.quantize_dynamic``), and the GGUF file itself run by llama.cpp.
 
 Perplexity: the Wikipedia passages of BoolQ validation, tokenized once by the transformers tokenizer;
-every model scores the *same token ids* in windows of ``--window`` tokens (course_utils.evaluate).
+every model scores the *same token ids* in windows of ``--window`` tokens (course_utils.evaluation).
 Size: bytes of every stored tensor (shared tensors once); for the GGUF, the file size.
 Speed: "score tok/s" is the forward-pass throughput of the perplexity run (batches of 4 windows for
 PyTorch, one window per call for llama.cpp); "generate tok/s" is greedy decoding of ``--gen`` tokens
@@ -71,7 +71,7 @@ def main() -> int:
     from llama_cpp import Llama
     from torch import nn
 
-    from course_utils import evaluate as ev
+    from course_utils import evaluation as ev
     from course_utils import quant
     from course_utils.assets import load_hf_model, smollm2_gguf
     from course_utils.backends.llamacpp import quiet_stderr

@@ -38,3 +38,15 @@ def test_dtype_needs_the_transformers_backend(capsys):
     assert main(["eval", "arc_easy", "--backend", "llamacpp", "--dtype", "bf16"]) == 2
     err = capsys.readouterr().err
     assert "transformers backend only" in err and "Fix:" in err
+
+
+def test_a_chat_only_backend_is_refused_before_loading_it(capsys):
+    assert main(["eval", "arc_easy", "--backend", "gpt4all", "--limit", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "no log-probabilities" in err and "Fix:" in err and "--backend transformers" in err
+
+
+def test_generation_tasks_need_a_limit(capsys):
+    assert main(["eval", "gsm8k", "--limit", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "generation tasks" in err and "Fix:" in err

@@ -1,4 +1,4 @@
-"""course_utils.evaluate: perplexity by hand, windows, transformers vs llama.cpp on the same tokens."""
+"""course_utils.evaluation.perplexity: perplexity by hand, windows, transformers vs llama.cpp on the same tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from course_utils import CourseError
-from course_utils import evaluate as E
+from course_utils import evaluation as E
 from course_utils.evaldata import boolq_passages
 
 

@@ -1,4 +1,4 @@
-"""Multiple-choice log-likelihood scoring (course_utils.evaluate) and the task loaders (course_utils.tasks)."""
+"""Multiple-choice log-likelihood scoring and the task loaders (course_utils.evaluation)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from course_utils import evaluate as ev
-from course_utils import tasks
+from course_utils import evaluation as ev
 from course_utils.errors import CourseError, DataError, InvalidOption
+from course_utils.evaluation import generation, tasks
 
 
 def hf_encode(tokenizer):
@@ -65,7 +65,7 @@ def test_encode_pair_moves_trailing_space_to_the_continuation():
                                           ("it costs 18.50 dollars, then 3", "3"), ("So the answer is 18.0", "18"),
                                           ("The answer is -7 degrees", "-7"), ("no digits here", None)])
 def test_extract_number(text, number):
-    assert tasks.extract_number(text) == number
+    assert generation.extract_number(text) == number
 
 
 # ----------------------------------------------------------------------------- task loaders
@@ -97,7 +97,7 @@ def test_humaneval_harness_passes_the_reference_and_fails_a_wrong_body():
     good = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for j, b in enumerate(numbers) if i != j)\n"
     bad = "    return False\n\n\ndef helper():\n    pass\n"
     for body, expected in ((good, True), (bad, False)):
-        program = tasks.extract_code(item.prompt, body) + "\n\n" + item.answer + f"\n\ncheck({item.entry_point})\n"
+        program = generation.extract_code(item.prompt, body) + "\n\n" + item.answer + f"\n\ncheck({item.entry_point})\n"
         assert run_python(program, timeout_s=10).ok is expected
 
 
@@ -170,3 +170,42 @@ def test_llamacpp_scorer_equals_its_own_full_evaluation(hf_model):
                 assert got == pytest.approx(want, abs=0.05)
     finally:
         scorer.close()
+
+
+# ----------------------------------------------------------------------------- packing, lengths, old names
+def test_packed_rows_hide_other_answers_and_padding():
+    ids, positions, segments = ev.pack_group([1, 2], [[3], [4, 5, 6], [7, 8]])
+    assert ids == [1, 2, 4, 5, 7] and positions == [0, 1, 2, 3, 2] and segments == [0, 0, 2, 2, 3]  # 1-token answers add nothing
+    short = ev.pack_group([9], [[10, 11]])[2]
+    mask = ev.segment_mask([segments, short])
+    assert mask.shape == (2, 5, 5)
+    assert mask[0, 4].tolist() == [True, True, False, False, True]  # answer 3 sees the question and itself only
+    assert not mask[1, :2, 2:].any()  # real tokens of the short row never see its padding
+    assert mask[1, 4].tolist() == [True, False, True, True, True]  # padding sees the question and padding: no empty row
+
+
+def test_batches_respect_the_item_and_token_budgets(hf_model):
+    model, tokenizer = hf_model
+    scorer = ev.HFScorer(model, tokenizer, batch_items=3, batch_tokens=100)
+    lengths = [10, 50, 20, 40, 30, 120, 5]
+    batches = scorer._batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert batches[0] == [5]  # longer than the budget: alone
+    for b in batches:
+        assert len(b) <= 3 and (len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 100)
+
+
+def test_norm_lengths_follow_the_delimiter():
+    assert ev.MCItem("Q:", (" ab", " abcd"), 0).norm_lengths() == (2, 4)
+    assert ev.MCItem("Q: ", ("ab", "abcd"), 0, delimiter="").norm_lengths() == (2, 4)
+    assert ev.MCItem("Q:", ("ab", " abcd"), 0).norm_lengths() == (2, 4)  # no delimiter in front: counted as is
+    arc = tasks.load_task("arc_easy", limit=3).items
+    assert all(i.norm_lengths() == tuple(len(c.removeprefix(" ")) for c in i.choices) for i in arc)
+
+
+def test_old_module_names_still_work():
+    from course_utils import evaluate as old_evaluate
+    from course_utils import tasks as old_tasks
+
+    assert old_evaluate.score_multiple_choice is ev.score_multiple_choice and old_evaluate.perplexity is ev.perplexity
+    assert old_tasks.load_task is ev.load_task and old_tasks.run_gsm8k is ev.run_gsm8k

@@ -42,8 +42,9 @@ import torch
 # ## Exercise 1: acc_norm
 #
 # Given each choice's summed log-probability and the choice texts, return the index of the choice with the
-# largest log-probability **per character** (`len(choice)`, leading space included), as lm-evaluation-harness's
-# `acc_norm` does. On a tie, the first one wins.
+# largest log-probability **per character** (`len(choice)`), as lm-evaluation-harness's `acc_norm` does. The texts
+# are the answers as the data set gives them: the space that joins each to the question is scored, but lm-eval
+# does not count it (lesson 09, section 3). On a tie, the first one wins.
 
 # %%
 def acc_norm_pick(logprobs: list[float], choices: list[str]) -> int:

@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from course_utils import evaluate as ev
+from course_utils import evaluation as ev
 from course_utils import quant
 from course_utils.assets import load_hf_model, resolve_gguf, smollm2_gguf
 from course_utils.evaldata import boolq_passages
@@ -312,7 +312,7 @@ with torch.inference_mode():
 logprobs = torch.log_softmax(logits[:-1].float(), dim=-1).gather(1, window[0, 1:, None]).squeeze(1)
 by_hand = torch.exp(-logprobs.mean()).item()
 library = ev.perplexity(model, ids=ids[:256], window=256)
-print(f"by hand: {by_hand:.4f}   course_utils.evaluate.perplexity: {library.perplexity:.4f}   ({library.n_tokens} tokens scored)")
+print(f"by hand: {by_hand:.4f}   course_utils.evaluation.perplexity: {library.perplexity:.4f}   ({library.n_tokens} tokens scored)")
 assert abs(by_hand - library.perplexity) < 1e-3 * by_hand
 
 # %% [markdown]

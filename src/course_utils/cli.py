@@ -145,17 +145,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
     from .errors import InvalidOption
-    from .tasks import GEN_TASKS, MC_TASKS, load_task, run_gsm8k, run_humaneval
+    from .evaluation import (
+        GEN_TASKS,
+        MC_TASKS,
+        load_task,
+        make_scorer,
+        run_gsm8k,
+        run_humaneval,
+        score_multiple_choice,
+    )
 
     limit = None if args.limit == 0 else args.limit
     unknown = [t for t in args.tasks if t not in MC_TASKS and t not in GEN_TASKS]
     if unknown:
         raise InvalidOption(f"unknown task(s) {unknown}", fix=f"use some of {sorted(MC_TASKS) + list(GEN_TASKS)}")
+    if any(t in MC_TASKS for t in args.tasks) and args.backend not in ("transformers", "llamacpp", "auto"):
+        raise InvalidOption(f"the {args.backend} backend gives no log-probabilities, which multiple-choice tasks need",
+                            fix="use --backend transformers or llamacpp (any backend works for gsm8k and humaneval)")
     tasks = {t: load_task(t, limit) for t in args.tasks if t in MC_TASKS}  # checks limit before loading a model
     if any(t in GEN_TASKS for t in args.tasks) and (limit is None or limit < 1):
         raise InvalidOption(f"--limit {args.limit} is not allowed for generation tasks", fix="use e.g. --limit 5")
     from .backends import get_backend
-    from .evaluate import make_scorer, score_multiple_choice
 
     if args.dtype != "fp32" and args.backend != "transformers":
         raise InvalidOption(f"--dtype {args.dtype} applies to the transformers backend only", fix="add --backend transformers, or drop --dtype")

@@ -21,22 +21,27 @@ from . import Verdict, run_check
 # ----------------------------------------------------------------------------- exercise 1
 def check_acc_norm(acc_norm_pick: Callable[..., Any]) -> Verdict:
     """``acc_norm_pick(logprobs, choices) -> index``: the choice with the largest log-probability per
-    character of the choice text (lm-evaluation-harness's acc_norm); the first one on a tie."""
+    character of the answer text (lm-evaluation-harness's acc_norm); the first one on a tie.
+    ``choices`` are the answers as the data set gives them, without the space that joins each to
+    the question: lm-eval divides by ``len(choice)`` of exactly these strings."""
 
     def test(fn: Callable[..., Any]) -> bool | str:
         cases = [
-            ([-6.0, -9.0], [" Paris", " the capital city of France"], 1),  # the sum says 0, per char says 1
-            ([-2.0, -8.0, -3.0], [" a", " bb", " cc"], 0),
-            ([-4.0, -4.0], [" four", " five"], 0),  # tie: the first
-            ([-12.0, -3.0, -30.0], [" x" * 6, " y", " z" * 20], 2),
+            ([-6.0, -9.0], ["Paris", "the capital city of France"], 1),  # the sum says 0, per char says 1
+            ([-2.0, -8.0, -3.0], ["a", "bb", "cc"], 2),  # counting a joining space as well would say 0
+            ([-4.0, -4.0], ["four", "five"], 0),  # tie: the first
+            ([-12.0, -3.0, -30.0], ["x x x x x x", "y", "z" * 39], 2),
         ]
         for logprobs, choices, want in cases:
             got = fn(list(logprobs), list(choices))
             if got is None:
                 return "the function returned None"
             if int(got) != want:
+                with_space = max(range(len(logprobs)), key=lambda i: (logprobs[i] / (len(choices[i]) + 1), -i))
+                if int(got) == with_space:
+                    return f"for logprobs {logprobs} and choices {choices} you picked {got}: divide by len(choice) itself, lm-eval does not count the space before the answer"
                 sums = int(max(range(len(logprobs)), key=lambda i: (logprobs[i], -i)))
-                if int(got) == sums and sums != want:
+                if int(got) == sums:
                     return f"for logprobs {logprobs} and choices {choices} you picked {got}, the largest *sum*: that is acc, not acc_norm"
                 return f"for logprobs {logprobs} and choices {choices} expected {want}, got {got}"
         return True
@@ -105,7 +110,7 @@ def check_winogrande_partial(partial: Callable[[str, str, str], Any]) -> Verdict
     a leading space, is the continuation."""
 
     def test(fn: Callable[[str, str, str], Any]) -> bool | str:
-        from ..tasks import winogrande
+        from ..evaluation import winogrande
 
         cases = [("Sarah was a much better surgeon than Maria so _ always got the easier cases.", "Sarah", "Maria",
                   (("Sarah was a much better surgeon than Maria so Sarah", "Sarah was a much better surgeon than Maria so Maria"),
@@ -129,11 +134,10 @@ def check_winogrande_partial(partial: Callable[[str, str, str], Any]) -> Verdict
 def check_score_item(score_item: Callable[..., Any], model: Any, tokenizer: Any) -> Verdict:
     """``score_item(model, tokenizer, context, choices) -> list[float]``: the summed log-probability of
     each choice as a continuation of the context, like the lesson's ``choice_logprob``. Compared with
-    ``course_utils.evaluate.score_multiple_choice`` on two real ARC-Easy questions."""
+    ``course_utils.evaluation.score_multiple_choice`` on two real ARC-Easy questions."""
 
     def test(fn: Callable[..., Any]) -> bool | str:
-        from ..evaluate import score_multiple_choice
-        from ..tasks import load_task
+        from ..evaluation import load_task, score_multiple_choice
 
         items = load_task("arc_easy", limit=2).items
         answers = [fn(model, tokenizer, item.context, list(item.choices)) for item in items]  # first: a TODO stops here
