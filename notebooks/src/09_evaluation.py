@@ -302,11 +302,14 @@ print(compare.round(3).to_string())
 # Here the model writes. GSM8K: greedy completion of the standard 8-shot chain-of-thought prompt, then the final
 # number is extracted and compared exactly. HumanEval: the model completes a function; the program plus the
 # task's unit tests runs in `course_utils.sandbox.run_python` — a fresh `python -I` in a temporary folder with
-# time, memory and file-size limits, network and writes outside its folder refused. (It stops accidents, not a
-# determined attacker: real services use containers or VMs.)
+# time, memory and file-size limits, network and writes outside its folder refused. Where Linux allows it, the child
+# also gets its own network namespace, a read-only system and no view of your home folder; the line below names the
+# mode this machine gives (lesson 10 tests its walls):
 
 # %%
-from course_utils import get_backend
+from course_utils import get_backend, sandbox
+
+print(sandbox.describe())
 
 llm = get_backend("llamacpp", model=MODEL)
 gsm = ev.run_gsm8k(llm, limit=GEN_LIMIT, max_tokens=96)

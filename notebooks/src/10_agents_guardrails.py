@@ -134,8 +134,20 @@ assert not os.path.exists("/tmp/escaped.txt")
 # %% [markdown]
 # What to notice: the infinite loop was killed after 2 s, the download and the write outside the sandbox folder
 # were refused, and each failure came back as a `ToolError`, which the agent will show the model as an observation.
-# The sandbox is a seat belt, not a vault (read `course_utils/sandbox.py`'s docstring): truly hostile code
-# belongs in a container or VM.
+#
+# How strong the walls are depends on what the operating system offers. The sandbox says which mode it used here:
+
+# %%
+from course_utils import sandbox
+
+print(sandbox.describe())
+
+# %% [markdown]
+# With `bubblewrap` or `unshare` (Linux), the child runs in its own network namespace with no way out, sees the
+# system read-only, and cannot see your home folder or the course checkout; the Python checks and limits run on
+# top. In `audit-hook only` mode (macOS, containers without user namespaces) only those Python-level checks stand
+# guard, and code that calls C directly (`ctypes`) can get past them: the `course_utils.sandbox` docstring lists what
+# each mode stops. Code from strangers at scale belongs in a container or a VM either way.
 #
 # ## 3. One step by hand: free text versus a grammar
 #
