@@ -216,7 +216,8 @@ def update_readme_run_times(runs: Sequence[NotebookRun], readme: Path) -> list[s
     text = "\n".join(lines) + "\n"
     m = machine()
     note = (f"Run times: measured by `course run --readme` on {time.strftime('%Y-%m-%d')} ({m.cores} cores, {m.cpu}); "
-            "a slower machine takes longer, and `make course` measures them on yours (build/course/report.md).")
+            "with the course cache already filled (a first run also builds stores and converted models); a slower "
+            "machine takes longer, and `make course` measures them on yours (build/course/report.md).")
     text = README_NOTE.sub(note, text, count=1) if README_NOTE.search(text) else text
     atomic_write_text(readme, text)
     return updated
