@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup course test lab doctor lint notebooks clean
+.PHONY: setup course test lab doctor lint notebooks clean site
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ lint: setup
 # Re-execute the lessons and labs in place, storing outputs (for authors, after editing a notebook).
 notebooks: setup
 	$(VENV)/bin/course run --in-place --all
+
+# The course website -> build/site/index.html: the lessons as executed by `make course` (build/course/), else
+# with their stored outputs; labs, solutions, one page per course_utils module. Builds offline.
+site: setup
+	$(PY) site/build.py
 
 clean:
 	rm -rf build .pytest_cache

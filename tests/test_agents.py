@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import typing
 
 import pytest
@@ -303,3 +304,285 @@ def test_lab_checks_tell_wrong_from_right():
 
     assert check_dispatch(raising).status == "failed"
     assert check_dispatch(todo).status == "not done"
+
+
+# ----------------------------------------------------------------------------- the package and its examples
+def test_every_agents_module_runs_its_examples():
+    import doctest
+    import importlib
+
+    for name in ("", ".tools", ".builtin_tools", ".policies", ".loop", ".measuring"):
+        module = importlib.import_module(f"course_utils.agents{name}")
+        assert "lesson 10" in module.__doc__
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, name
+
+
+def test_the_package_keeps_every_name_lessons_use():
+    from course_utils import agents
+
+    for name in agents.__all__:
+        assert getattr(agents, name) is not None, name
+    assert agents.HANDBOOK["wifi"] == agents.load_handbook()["wifi"] and len(agents.HANDBOOK) == 10
+
+
+def test_default_step_budget_holds_the_longest_step_the_grammar_admits(llamacpp):
+    from course_utils.agents import STEP_MAX_TOKENS
+
+    tools = [make_tool(calculate), make_search_tool(None), make_python_tool()]
+    longest = 0
+    for branch in step_schema(tools)["anyOf"]:
+        props = branch["properties"]
+        arguments = {k: "7" * v["maxLength"] for k, v in props["arguments"]["properties"].items()}  # a digit is a token
+        step = json.dumps({"thought": "7" * props["thought"]["maxLength"], "tool": props["tool"]["const"], "arguments": arguments})
+        longest = max(longest, llamacpp.count_tokens(step))
+    assert longest <= STEP_MAX_TOKENS
+    assert BackendPolicy(llamacpp).max_tokens == STEP_MAX_TOKENS
+
+
+# ----------------------------------------------------------------------------- bad input: one clear line each
+def one_line(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text and "Fix:" in text, text
+    return text
+
+
+def test_tools_refuse_wrong_argument_types_with_a_clear_line():
+    def place(count: int, tags: list[str], ratio: float = 1.0) -> str:
+        """Place some things."""
+        return f"{count} {tags} {ratio}"
+
+    tool = make_tool(place)
+    assert tool(count=3.0, tags=["a"]) == "3 ['a'] 1.0"  # JSON's 3.0 is an integer
+    for arguments, message in [({"count": 2.5, "tags": []}, "must be an integer"),
+                               ({"count": True, "tags": []}, "must be an integer"),
+                               ({"count": 1, "tags": ["a", 2]}, "'tags[1]' of place must be a string"),
+                               ({"count": 1, "tags": "a"}, "must be an array"),
+                               ({"count": 1, "tags": [], "ratio": float("nan")}, "finite number")]:
+        with pytest.raises(ToolError, match=re.escape(message)) as err:
+            tool(**arguments)
+        one_line(err.value)
+    with pytest.raises(ToolError, match="named arguments only") as err:
+        tool(3, ["a"])
+    one_line(err.value)
+
+
+def test_unknown_tool_is_a_tool_error_naming_the_real_ones():
+    from course_utils.agents import ToolCall
+
+    agent = Agent(ScriptedPolicy(["{}"]), [calculate])
+    with pytest.raises(ToolError, match="no tool called 'weather'") as err:
+        agent.call_tool(ToolCall("weather", {"city": "Oslo"}))
+    assert "calculate, final_answer" in one_line(err.value)
+    with pytest.raises(ToolError, match="must be a tool's name"):
+        parse_step('{"tool": ["calculate"], "arguments": {}}')
+
+
+def test_schemas_from_functions_that_cannot_be_tools():
+    def positional(x: int, /) -> int:
+        """Positional only."""
+        return x
+
+    def odd_hint(x: complex) -> complex:
+        """A complex number."""
+        return x
+
+    def bad_reference(x: NoSuchType) -> int:  # noqa: F821
+        """Refers to a type that does not exist."""
+        return 1
+
+    cases = [(lambda x: x, "cannot be a tool name"), (positional, "positional-only"), (odd_hint, "parameter 'x' of 'odd_hint'"),
+             (bad_reference, "cannot read the signature"), (dict, "must be a function"), ("calculate", "must be a function")]
+    for fn, message in cases:
+        with pytest.raises(InvalidOption, match=re.escape(message)) as err:
+            tool_schema(fn)
+        one_line(err.value)
+    with pytest.raises(InvalidOption, match="cannot be a tool name"):
+        make_tool(calculate, name="my calculator")
+
+
+def test_agent_refuses_bad_tool_lists_and_policies():
+    for kwargs, message in [({"tools": calculate}, "must be a list"), ({"tools": [calculate, calculate]}, "two tools are called 'calculate'"),
+                            ({"policy": "llamacpp"}, "policy must be a backend or a function"),
+                            ({"system_prompt": "no slot"}, "{tools} slot")]:
+        arguments = {"policy": ScriptedPolicy(["{}"]), "tools": [calculate], **kwargs}
+        with pytest.raises(InvalidOption, match=re.escape(message)) as err:
+            Agent(**arguments)
+        one_line(err.value)
+    with pytest.raises(InvalidOption, match="at least one reply"):
+        ScriptedPolicy([])
+    with pytest.raises(InvalidOption, match="max_tokens"):
+        BackendPolicy(object.__new__(type("FakeBackend", (), {"chat": lambda self: None})), max_tokens=0)
+    with pytest.raises(InvalidOption, match="needs a course backend"):
+        BackendPolicy("llamacpp")
+
+
+def test_a_policy_that_returns_no_text_is_an_error_in_the_trace():
+    replies = iter([None, call(FINAL, answer="ok")])
+    run = Agent(lambda messages, schema: next(replies), [calculate]).run("q")
+    assert run.answer == "ok" and "must be text" in run.steps[0].error
+
+
+def test_a_tool_returning_what_json_cannot_hold_still_gives_an_observation():
+    def tags() -> dict:
+        """Returns a set inside a dict."""
+        return {"tags": {"b"}}
+
+    run = Agent(ScriptedPolicy([call("tags"), call(FINAL, answer="ok")]), [tags]).run("q")
+    assert run.steps[0].observation == '{"tags": "{\'b\'}"}' and run.answer == "ok"
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("2 ** 1000", "too big"), ("10 ** 10 ** 10", "too big"), ("(10 ** 60) * (10 ** 60)", "reasonable size"),
+    ("9" * 150, "reasonable size"), ("1e999", "reasonable size"), ("exp(1000)", "cannot compute"),
+    ("1 / 0", "division by zero"), ("5 % 0", "cannot compute"), ("7 // 0", "cannot compute"), ("0 ** -1", "cannot compute"),
+    ("sqrt(-1)", "math domain error"), ("log(0)", "cannot compute"),
+    ("x * 2", "the name 'x'"), ("pi.real", "attribute access"), ("(1).__class__", "attribute access"), ("[1][0]", "indexing"), ("[1, 2]", "a list"),
+    ("'7' * 3", "(text)"), ("True + 1", "the value True"), ("1,234 + 5", "commas"), ("round(2.5, ndigits=1)", "keyword"),
+    ("1 < 2", "comparisons"), ("1 +" * 100 + " 1", "too long"), ("(" * 120 + "1" + ")" * 79, "not an arithmetic expression"),
+    ("-" * 150 + "1", None), ("2 **", "not an arithmetic expression"), ("   ", "needs an arithmetic expression"),
+])
+def test_calculator_bad_input_gets_one_clear_line(expression, message):
+    if message is None:  # a long but legal chain of signs is fine
+        assert calculate(expression) == 1
+        return
+    with pytest.raises(ToolError) as err:
+        calculate(expression)
+    assert message in one_line(err.value)
+
+
+def test_calculator_rejects_non_text_and_keeps_big_legal_numbers():
+    with pytest.raises(ToolError, match="as text"):
+        calculate(42)
+    assert calculate("2 ** 100") == 2**100 and calculate("1e100") == 1e100
+
+
+def test_a_tasks_file_with_a_bad_line_names_the_file_and_line(tmp_path):
+    from course_utils.errors import DataError
+
+    good = {"id": "a", "question": "What is 2 + 2?", "tool": "calculate", "answer": "4"}
+    cases = [("not json", "line 2 is not JSON"), (json.dumps({"id": "b", "question": "q?"}), "line 2 needs the keys"),
+             (json.dumps({**good, "id": "b", "question": " "}), "line 2 needs a non-empty text 'question'"),
+             (json.dumps({**good, "id": "b", "answer": True}), "line 2 needs an expected 'answer'"),
+             (json.dumps({**good, "id": "b", "tool": 3}), "line 2 needs a non-empty text 'tool'"),
+             (json.dumps(good), "task id 'a' more than once")]
+    for line, message in cases:
+        path = tmp_path / "tasks.jsonl"
+        path.write_text(json.dumps(good) + "\n" + line + "\n", encoding="utf-8")
+        with pytest.raises(DataError, match=re.escape(message)) as err:
+            load_tasks(str(path))
+        assert "tasks.jsonl" in one_line(err.value)
+    (tmp_path / "empty.jsonl").write_text("\n", encoding="utf-8")
+    with pytest.raises(DataError, match="holds no tasks"):
+        load_tasks(str(tmp_path / "empty.jsonl"))
+    with pytest.raises(DataError, match="cannot read"):
+        load_tasks(str(tmp_path / "missing.jsonl"))
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(good) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidOption, match="no split 'test'"):
+        load_tasks(str(one), split="test")
+
+
+def test_evaluate_agent_refuses_tasks_it_cannot_score():
+    from course_utils.errors import DataError
+
+    agent = Agent(ScriptedPolicy([call(FINAL, answer="4")]), [calculate])
+    with pytest.raises(InvalidOption, match="expect the tool 'weather'") as err:
+        evaluate_agent(agent, [{"id": 1, "question": "Rain?", "tool": "weather", "answer": "no"}])
+    one_line(err.value)
+    with pytest.raises(DataError, match="task 1 needs the keys"):
+        evaluate_agent(agent, [{"question": "What is 2 + 2?"}])
+
+
+def test_a_bad_handbook_file_is_reported(tmp_path):
+    from course_utils.agents import load_handbook
+    from course_utils.errors import DataError
+
+    path = tmp_path / "handbook.jsonl"
+    path.write_text('{"topic": "a", "text": "x"}\n{"topic": "a", "text": "y"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="topic 'a' twice") as err:
+        load_handbook(str(path))
+    one_line(err.value)
+
+
+# ----------------------------------------------------------------------------- failure kinds
+def test_failure_kinds_name_why_a_task_failed():
+    from course_utils.agents import failure_counts, failure_kind
+
+    task = {"id": "t", "question": "What is 17 times 23?", "tool": "calculate", "answer": "391"}
+    scripts = {
+        None: [call("calculate", expression="17 * 23"), call(FINAL, answer="391")],
+        "no call": ["It is 391, I think.", call(FINAL, answer="390")],
+        "wrong tool": [call(FINAL, answer="381")],
+        "bad arguments": [call("calculate", expression="17 times 23"), call(FINAL, answer="17")],
+        "step limit": [call("calculate", expression="17 * 23")],
+        "wrong final answer": [call("calculate", expression="17 * 23"), call(FINAL, answer="It is 17 * 23.")],
+    }
+    results = []
+    for kind, script in scripts.items():
+        [result] = evaluate_agent(Agent(ScriptedPolicy(script), [calculate], max_steps=2, answer_on_last_step=False), [task])
+        assert failure_kind(result) == kind, (kind, result.run.show())
+        results.append(result)
+    assert failure_counts(results) == {"solved": 1, "no call": 1, "wrong tool": 1, "bad arguments": 1, "step limit": 1, "wrong final answer": 1}
+
+
+def test_a_no_tool_task_expects_an_answer_at_once():
+    from course_utils.agents import NO_TOOL, by_tool
+
+    task = {"id": "n", "question": "What is the capital of Germany?", "tool": NO_TOOL, "answer": "Berlin"}
+    [direct] = evaluate_agent(Agent(ScriptedPolicy([call(FINAL, answer="Berlin")]), [calculate]), [task])
+    [detour] = evaluate_agent(Agent(ScriptedPolicy([call("calculate", expression="1"), call(FINAL, answer="Berlin")]), [calculate]), [task])
+    assert direct.right_tool and direct.correct and not detour.right_tool and detour.correct
+    assert by_tool([direct, detour])[NO_TOOL]["right tool"] == 0.5
+
+
+# ----------------------------------------------------------------------------- the generated train / held-out split
+def _generator():
+    import importlib.util
+
+    from course_utils.paths import data_path
+
+    spec = importlib.util.spec_from_file_location("make_agent_tasks", data_path("make_agent_tasks.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_split_file_is_what_its_seeded_script_writes():
+    from course_utils.paths import data_path
+
+    rows = _generator().build_rows()
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    assert data_path("agent_task_splits.jsonl").read_text(encoding="utf-8") == text
+
+
+def test_held_out_tasks_are_unseen():
+    from course_utils.agents import NO_TOOL
+
+    train, test = load_tasks(split="train"), load_tasks(split="test")
+    lesson = {t["question"] for t in load_tasks()}
+    assert len(test) >= 50 and len(train) >= 3 * len(test)
+    assert {t["tool"] for t in test} == {t["tool"] for t in train} == {"calculate", "search", "run_python", NO_TOOL}
+    assert not {t["question"] for t in test} & ({t["question"] for t in train} | lesson)
+    assert not {t["question"] for t in train} & lesson
+    # a held-out fact, word or number is asked about nowhere else
+    facts = {fact: answer for fact, _, answer, _ in _generator().FACTS}
+    test_answers = {t["answer"] for t in test if t["tool"] == "search"}
+    seen_answers = {t["answer"] for t in train + load_tasks() if t["tool"] == "search"}
+    assert len([f for f, a in facts.items() if a in test_answers and a not in seen_answers]) >= 8
+    words = _generator().WORDS
+    assert not any(w in t["question"] for t in train for w in words["test"])
+
+
+def test_reference_calls_give_the_expected_answers():
+    from course_utils.agents import load_handbook
+
+    handbook = " ".join(load_handbook().values()).lower()
+    python = make_python_tool(timeout_s=5.0)
+    for task in load_tasks(split="test") + load_tasks(split="train")[:40]:
+        if task["tool"] == "calculate":
+            assert answer_matches(str(calculate(task["arguments"]["expression"])), task["answer"]), task
+        elif task["tool"] == "search":
+            assert task["answer"].lower() in handbook, task
+        elif task["tool"] == "run_python" and task["split"] == "test":  # every held-out program, in the sandbox
+            assert answer_matches(python(**task["arguments"]), task["answer"]), task

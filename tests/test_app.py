@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from course_utils.app import (
+    SOURCE_CHARS,
     ChatApp,
-    format_sources,
     launch_app,
     message_text,
     model_messages,
@@ -27,6 +27,7 @@ from course_utils.app import (
 )
 from course_utils.errors import InvalidOption
 from course_utils.rag import Hit
+from course_utils.text_safety import format_sources
 
 QUESTION = "What is the capital of Germany?"
 DOCS = {
@@ -64,7 +65,7 @@ def test_history_in_gradio_shapes_is_normalised():
 
 def test_format_sources_numbers_and_marks_cited():
     hits = [Hit("a#0", "Room 4.12, Thursdays.", "a.md", 0.9, 1), Hit("b#0", "Cats " * 100, "b.md", 0.2, 2)]
-    text = format_sources(hits, cited=[1])
+    text = format_sources(hits, SOURCE_CHARS, "markdown", cited=[1])  # the list under a documents-mode answer
     assert "**[1]** `a.md`: Room 4.12, Thursdays." in text and "\n[2] `b.md`: Cats" in text and text.endswith("…")
 
 

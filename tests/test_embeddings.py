@@ -119,3 +119,18 @@ def test_lab_checks_pass_the_reference_and_catch_mistakes(embedder):
 
     assert checks.check_nearest_neighbours(neighbours, embedder).passed
     assert checks.check_nearest_neighbours(lambda v, i, k: list(np.argsort(-(v @ v[i]))[:k]), embedder).status == "failed"
+
+
+def test_bad_search_input_gets_one_clear_line():
+    items = np.eye(3)
+    for query, rows, match in [([1, 0, 0], np.zeros((0, 3)), "nothing to search"), ([1, 0], items, "2 dimensions but the items have 3")]:
+        with pytest.raises(InvalidOption, match=match) as err:
+            emb.top_k(query, rows, k=2)
+        assert "Fix:" in str(err.value)
+    for k in (0, -1, 2.5, True, "3"):
+        with pytest.raises(InvalidOption, match="k must be a positive whole number"):
+            emb.top_k([1, 0, 0], items, k=k)
+    assert emb.check_k(np.int64(4)) == 4
+    for threads in (0, -2, 1.5):
+        with pytest.raises(InvalidOption, match="threads"):
+            emb.Embedder(threads=threads)

@@ -412,8 +412,149 @@ def test_lab_checks_pass_the_reference_and_catch_mistakes():
     assert checks.check_recall_mrr(rag.recall_at_k, rag.mrr).passed
     assert checks.check_recall_mrr(lambda r, rel, k: 1.0, rag.mrr).status == "failed"
     assert checks.check_rrf(lambda rankings, k=60: rag.reciprocal_rank_fusion(rankings, k)).passed
-    assert checks.check_injection_filter(lambda text: rag.find_injection(text) is not None).passed
+    assert checks.check_injection_filter(lambda text: bool(rag.find_injection(text))).passed
     assert checks.check_injection_filter(lambda text: True).status == "failed"
     assert checks.check_citations(lambda text, n: rag.parse_citations(text, n)[0]).passed
     assert checks.check_bm25(lambda q, docs: BM25(docs).scores(q)).passed
     assert checks.check_bm25(lambda q, docs: BM25(docs, b=0.0).scores(q)).status == "failed"
+
+
+# ----------------------------------------------------------------------------- the stronger injection defence
+def test_lesson_07s_defence_uses_lesson_10s_detector(tmp_path, embedder):
+    from course_utils.guard import load_guard_examples
+
+    injections = {e["id"]: e["text"] for e in load_guard_examples() if e.get("label") == "injection"}
+    hidden = "The Nile flows north. " + injections["inj-09"]  # "Dis\u200bregard ...": a zero-width space inside the word
+    docs = {"nile": TEXT, "hidden": hidden, "system": "The Nile is long. " + injections["inj-06"]}
+    with rag.VectorStore(tmp_path, "defend", embedder) as store:
+        store.add(rag.chunk_documents(docs, "none"))
+        d = rag.answer("Which way does the Nile flow?", store, ScriptedBackend("North [1]."), k=3, defend=True)
+        assert sorted(h.doc_id for h in d.withheld) == ["hidden", "system"] and [h.doc_id for h in d.sources] == ["nile"]
+        assert "withheld (hidden): looks like an injected instruction: hidden characters" in d.show()
+
+
+def test_a_copied_label_is_shown_as_no_citation(tmp_path, embedder):
+    docs = {"fee": "Renunciation of U.S. citizenship was free until July 2010, when a fee of $450 was established."}
+    with rag.VectorStore(tmp_path, "copied", embedder) as store:
+        store.add(rag.chunk_documents(docs, "none"))
+        copied = rag.answer("What did renouncing cost?", store, ScriptedBackend("The source is: [1] Renunciation of U.S. citizenship was free until July 2010."), k=1)
+        real = rag.answer("What did renouncing cost?", store, ScriptedBackend("Renouncing U.S. citizenship has cost $450 since July 2010 [1]."), k=1)
+    assert copied.citations == [1] and copied.supported == [] and "label copied" in copied.show()
+    assert real.citations == [1] and real.supported == [1] and "not counted" not in real.show()
+
+
+# ----------------------------------------------------------------------------- bad input: one clear line each
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_corrupt_store_is_reported_and_never_touched(tmp_path, embedder):
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "chroma.sqlite3").write_bytes(b"this is not a database\n" * 200)
+    before = _snapshot(garbage)
+    for open_it in (lambda: rag.VectorStore(garbage, "docs", embedder), lambda: rag.VectorStore.open(garbage, "docs", embedder),
+                    lambda: rag.VectorStore.collections(garbage)):
+        with pytest.raises(rag.CorruptStore, match=r"corrupt: chroma.sqlite3 is not a SQLite database.*Fix: move the folder"):
+            open_it()
+    assert issubclass(rag.CorruptStore, DataError) and _snapshot(garbage) == before
+    # cached_store finds its collection folder damaged: it reports it and neither rebuilds nor deletes it
+    chunks = rag.chunk_documents({"nile": TEXT}, "sentences", size=80)
+    store, _ = rag.cached_store(chunks, "nile", embedder, cache_dir=tmp_path / "cache")
+    store.close()
+    database = store.path / "chroma.sqlite3"
+    database.write_bytes(b"\x00garbage" * 4096)
+    before = _snapshot(store.path)
+    with pytest.raises(rag.CorruptStore, match="never deletes a store"):
+        rag.cached_store(chunks, "nile", embedder, cache_dir=tmp_path / "cache")
+    assert _snapshot(store.path) == before
+
+
+def test_a_truncated_store_is_reported_and_never_touched(tmp_path, embedder):
+    with rag.VectorStore(tmp_path, "cut", embedder) as store:
+        store.add(rag.chunk_documents({"nile": TEXT * 20}, "sentences", size=80))
+    database = tmp_path / "chroma.sqlite3"
+    database.write_bytes(database.read_bytes()[:8192])  # a valid header, then nothing: an interrupted copy
+    before = _snapshot(tmp_path)
+    with pytest.raises(rag.CorruptStore, match="cannot be read .*Fix:"):
+        rag.VectorStore.open(tmp_path, "cut", embedder)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_store_path_that_is_a_file(tmp_path, embedder):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for open_it in (lambda: rag.VectorStore(a_file, "docs", embedder), lambda: rag.VectorStore.open(a_file, "docs", embedder)):
+        with pytest.raises(DataError, match="is a file, not a folder.*Fix:"):
+            open_it()
+    assert a_file.read_text() == "not a folder"
+    with pytest.raises(InvalidOption, match="folder name"):
+        rag.VectorStore(42, "docs", embedder)
+
+
+def test_load_documents_bad_paths_and_files(tmp_path):
+    with pytest.raises(DataError, match="no file or folder .*Fix:"):
+        rag.load_documents(tmp_path / "no-such-folder")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no file matches '\\*.md'.*Fix:"):
+        rag.load_documents(tmp_path / "empty")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "picture.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(DataError, match="picture.md looks like a binary file.*Fix: leave it out"):
+        rag.load_documents(tmp_path / "docs")
+    (tmp_path / "docs" / "picture.md").unlink()
+    (tmp_path / "docs" / "cp1252.md").write_bytes("Caf\xe9 cr\xe8me".encode("cp1252"))
+    with pytest.raises(DataError, match="not UTF-8 .*0xe9.*Fix:"):
+        rag.load_documents(tmp_path / "docs")
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        rag.load_documents([tmp_path / "docs"])
+    for bad in (None, 42, b"docs/"):
+        with pytest.raises(InvalidOption, match="Fix:"):
+            rag.load_documents(bad)
+    with pytest.raises(InvalidOption, match="pattern"):
+        rag.load_documents(tmp_path, pattern="")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"size": -5}, {"size": 40.5}, {"size": True}, {"strategy": "fixed", "size": 10, "overlap": 12},
+    {"strategy": "sentences", "overlap": -1}, {"strategy": "paragraphs", "overlap": 0.5}, {"strategy": None},
+])
+def test_more_bad_chunking_options(kwargs):
+    with pytest.raises(InvalidOption, match="Fix:"):
+        rag.chunk_documents({"a": TEXT}, **kwargs)
+    with pytest.raises(DataError, match="must be a str"):
+        rag.chunk_documents({"a": b"bytes"})
+
+
+def test_huge_inputs_are_handled(tmp_path, embedder):
+    huge = " ".join(f"Sentence number {i} talks about river {i % 97}." for i in range(40_000))  # ~1.6 MB
+    for strategy in ("fixed", "sentences", "paragraphs"):
+        chunks = rag.chunk_documents({"huge": huge}, strategy, size=500, overlap=50 if strategy == "fixed" else 0)
+        assert len(chunks) > 1000 and all(len(c.text) <= 500 and huge[c.start:c.start + len(c.text)] == c.text for c in chunks)
+    one_word = "x" * 100_000  # nowhere to cut between words: kept whole, as documented (the embedder reads its start)
+    assert rag.chunk_text(one_word, "fixed", size=100, overlap=10) == [one_word]
+    with rag.VectorStore(tmp_path, "huge", embedder) as store:
+        store.add(rag.chunk_documents({"nile": TEXT}, "sentences", size=100))
+        paste = "Which dam controls the floods of the Nile? " + "filler words " * 50_000  # the embedder reads its first 256 word pieces
+        assert "Aswan" in store.search(paste, k=1)[0].text
+        assert rag.BM25Retriever(rag.chunk_documents({"nile": TEXT})).search(paste, k=1)
+
+
+def test_bad_queries_and_k_everywhere(boolq_small, boolq_store):
+    _, questions, chunks = boolq_small
+    for retriever in (boolq_store, rag.BM25Retriever(chunks)):
+        with pytest.raises(InvalidOption, match="list of queries"):
+            retriever.search_many("one question as a string")
+        for bad in (None, 42, "  \n"):
+            with pytest.raises(InvalidOption, match="non-empty string"):
+                rag.retrieve(retriever, bad, k=3)
+    with pytest.raises(InvalidOption, match="depth must be"):
+        rag.HybridRetriever(boolq_store, rag.BM25Retriever(chunks), depth=0)
+    with pytest.raises(InvalidOption, match="cannot search"):
+        rag.retrieve("not a retriever", "question", k=3)
+    with pytest.raises(InvalidOption, match="one string"):
+        rag.evaluate_retrieval(boolq_store, "a question", ["boolq-0000"])
+    with pytest.raises(InvalidOption, match="k must be"):
+        rag.evaluate_retrieval(boolq_store, [questions[0].question], [questions[0].doc_id], ks=(0,))
+    with pytest.raises(InvalidOption, match="batch_size"):
+        boolq_store.add(chunks[:1], batch_size=0)

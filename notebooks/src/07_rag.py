@@ -18,7 +18,8 @@
 # **Run time:** about 90 seconds on a 2-core CPU the first time (the index is built and cached), about 60
 # seconds afterwards. `FULL = True` indexes all 2,938 passages (several minutes the first time).
 #
-# The code is in `src/course_utils/rag.py` (pipeline, store, metrics), `bm25.py` and `embeddings.py`.
+# The code is in `src/course_utils/rag/` (documents, store, retrievers, answer, metrics), `text_safety.py`
+# (injection patterns, citations), `bm25.py` and `embeddings.py`.
 # `benchmarks/rag.py` measures the full corpus.
 
 # %%
@@ -484,9 +485,9 @@ assert [h.doc_id for h in defended.withheld] == ["web-page"]
 # %% [markdown]
 # The attacker's chunk never reaches the model, and the answer comes from the real passage. The filter is
 # a keyword list, so an attacker who rephrases can slip past it; it produced no false alarm on any of the
-# 2,938 BoolQ passages (checked in `tests/test_rag.py` on 500 of them). Real systems layer defences: index
-# only sources you trust, filter what you retrieve, give the model no tools or secrets it could be talked
-# into misusing, and check the output (lesson 10).
+# 2,938 BoolQ passages (checked in `tests/test_text_safety.py`); it is the same detector as lesson 10's input
+# guard. Real systems layer defences: index only sources you trust, filter what you retrieve, give the model
+# no tools or secrets it could be talked into misusing, and check the output (lesson 10).
 
 # %%
 victim.close()

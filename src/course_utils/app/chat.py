@@ -1,4 +1,4 @@
-"""A local assistant app: a Gradio chat UI over any course backend, on this machine only.
+"""The assistant app's logic, independent of any UI: streaming replies, documents mode, voice.
 
 What it does, one method of :class:`ChatApp` each (all plain Python, so tests and notebooks call
 them without a browser):
@@ -11,25 +11,11 @@ them without a browser):
 * bad input (an empty message, a paste longer than the context window, unreadable audio) gives a
   message in the UI; the app keeps running.
 
-:func:`launch_app` serves the UI on 127.0.0.1 (never on other interfaces, never through a Gradio
-share link) and returns a handle that stops it::
-
-    with launch_app("llamacpp") as app:        # a free port unless port= is given
-        print(app.url)                          # open it in a browser, or use gradio_client
-    # stopped here
-
-From a terminal: ``course app`` (``--docs FOLDER`` for your own documents, ``--port 0`` for any free
-port). Gradio's usage analytics are switched off and nothing is fetched from the internet: the fonts
-and scripts come from the installed gradio package.
+Apps layer. Taught in lesson 11.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,17 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CourseError, DataError, InvalidOption
+from ..errors import CourseError, DataError, InvalidOption
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .rag import Hit, Retriever
-    from .speech import Transcriber
+    import os
+
+    from ..backends.base import Backend
+    from ..rag import Hit, Retriever
+    from ..speech import Transcriber
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."  # SmolLM2-135M answers well with it (longer ones confuse it)
 MODES = ("chat", "documents")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOURCES_HEADING = "**Sources**"  # everything from here on in an assistant message is for the reader, not the model
+SOURCE_CHARS = 160  # each source is shortened to this many characters under an answer
 DOC_PATTERNS = ("*.md", "*.txt")
 History = list[dict[str, Any]]
 Update = tuple[History, str, str]  # (chat history, status line, text left in the message box)
@@ -117,17 +105,6 @@ def model_messages(history: History) -> list[dict[str, str]]:
     return out
 
 
-def format_sources(hits: Sequence[Hit], cited: Sequence[int] = (), max_chars: int = 160) -> str:
-    """The numbered source list shown under a documents-mode answer (cited numbers in bold)."""
-    lines = [SOURCES_HEADING]
-    for n, h in enumerate(hits, start=1):
-        text = " ".join(h.text.split())
-        text = text if len(text) <= max_chars else text[:max_chars].rstrip() + "…"
-        label = f"**[{n}]**" if n in cited else f"[{n}]"
-        lines.append(f"{label} `{h.doc_id}`: {text}")
-    return "\n\n".join(lines)
-
-
 class ChatApp:
     """The app's logic, independent of the UI: each handler is a generator of UI updates.
 
@@ -146,7 +123,7 @@ class ChatApp:
         self.k = k
         self.store_dir = store_dir
         if transcriber is None or transcriber is True:
-            from .speech import Transcriber
+            from ..speech import Transcriber
 
             transcriber = Transcriber()
         self.transcriber = transcriber or None
@@ -175,7 +152,7 @@ class ChatApp:
             return self._retriever
 
     def _build_retriever(self) -> Retriever:
-        from .rag import cached_store, chunk_documents, load_documents
+        from ..rag import cached_store, chunk_documents, load_documents
 
         docs = self.documents
         if docs is None:
@@ -198,7 +175,7 @@ class ChatApp:
 
     # ------------------------------------------------------------------ chat
     def _options(self, temperature: Any, max_tokens: Any) -> dict[str, Any]:
-        from .backends.base import GenerationOptions
+        from ..backends.base import GenerationOptions
 
         try:
             opts = GenerationOptions(max_tokens=int(max_tokens), temperature=float(temperature))
@@ -210,12 +187,12 @@ class ChatApp:
 
     def _fit(self, messages: list[dict[str, str]], max_tokens: int) -> tuple[list[dict[str, str]], int]:
         """Leave out the oldest turns when the conversation is longer than the context window."""
-        from .backends.base import LocalBackend
+        from ..backends.base import LocalBackend
 
         if not isinstance(self.backend, LocalBackend):
             return messages, 0  # a server backend: it knows its own limit and says so
-        from .errors import ContextOverflow
-        from .prompting import fit_to_context
+        from ..errors import ContextOverflow
+        from ..prompting import fit_to_context
 
         max_tokens = min(max_tokens, max(1, int(self.backend.n_ctx) // 4))  # a long reply must not crowd out the question
         try:
@@ -257,7 +234,8 @@ class ChatApp:
 
     def _respond(self, text: str, history: History, system_prompt: str | None, temperature: Any, max_tokens: Any,
                  mode: str, started: float) -> Iterator[Update]:
-        from .rag import attribute_sentences, build_messages, parse_citations, retrieve
+        from ..rag import build_messages, retrieve
+        from ..text_safety import attribute_sentences, format_sources, parse_citations
 
         hits: list[Hit] = []
         dropped = 0
@@ -304,7 +282,7 @@ class ChatApp:
                 display, cited = attribute_sentences(reply, hits, embedder)
                 if cited:
                     display += "\n\n*(citations added by similarity: the model cited nothing)*"
-            display = (display.strip() or "(no answer)") + "\n\n" + format_sources(hits, cited)
+            display = (display.strip() or "(no answer)") + f"\n\n{SOURCES_HEADING}\n\n" + format_sources(hits, SOURCE_CHARS, "markdown", cited)
         now = time.perf_counter()
         timings = result.timings if result is not None else None
         self.last = ReplyStats(
@@ -355,219 +333,8 @@ class ChatApp:
             self._owned_store = None
             self._retriever = None
 
-    # ------------------------------------------------------------------ the UI
     def build_ui(self) -> Any:
-        """The Gradio Blocks: chat, message box, settings, voice input. API names: ``/chat``, ``/voice``."""
-        gr = import_gradio()
-        info = self.backend.info()
-        with gr.Blocks(title="Local LLM Lab · assistant", analytics_enabled=False) as demo:
-            gr.Markdown(f"### Local assistant · `{info.model}` on {info.name} ({info.device})")
-            with gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(elem_id="chatbot", label="Chat", height=380, buttons=["copy"])
-                    with gr.Row():
-                        box = gr.Textbox(elem_id="message", placeholder="Ask something, then press Enter", show_label=False, scale=5)
-                        send = gr.Button("Send", elem_id="send", variant="primary", scale=1, min_width=80)
-                    status = gr.Markdown("ready", elem_id="status")
-                    audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Ask by voice",
-                                     elem_id="voice", visible=self.transcriber is not None)
-                with gr.Column(scale=2):
-                    mode = gr.Radio(list(MODES), value="chat", label="Mode", elem_id="mode",
-                                    info=f"documents: answers from {self.describe_documents()}, with numbered sources")
-                    system = gr.Textbox(self.system_prompt, label="System prompt (chat mode)", lines=3, elem_id="system")
-                    temperature = gr.Slider(0.0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)", elem_id="temperature")
-                    max_tokens = gr.Slider(16, 512, value=128, step=16, label="Max tokens", elem_id="max-tokens")
-                    clear = gr.Button("Clear chat", elem_id="clear")
-            settings = [system, temperature, max_tokens, mode]
-            outputs = [chatbot, status, box]
-            # one queue for everything that runs the model ("model"): requests wait their turn
-            box.submit(self.respond, [box, chatbot, *settings], outputs, api_name="chat", concurrency_id="model", concurrency_limit=1)
-            send.click(self.respond, [box, chatbot, *settings], outputs, api_name=False, concurrency_id="model", concurrency_limit=1)
-            for event in (audio.stop_recording, audio.upload):
-                event(self.respond_to_audio, [audio, chatbot, *settings], outputs, api_name="voice" if event == audio.upload else False,
-                      concurrency_id="model", concurrency_limit=1)
-            clear.click(lambda: ([], "ready", ""), None, outputs, api_name=False)
-        return demo
+        """The Gradio Blocks for this app (see :func:`course_utils.app.ui.build_ui`)."""
+        from .ui import build_ui
 
-
-def import_gradio() -> Any:
-    """Import gradio with its usage analytics off (the setting is read at import and at launch)."""
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import gradio as gr
-    except ImportError:
-        from .errors import BackendUnavailable
-
-        raise BackendUnavailable("gradio is not installed", fix="pip install gradio") from None
-    return gr
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-class AppHandle:
-    """A running app: ``url``, the :class:`ChatApp` (``app``), and :meth:`close` (also on leaving ``with``)."""
-
-    def __init__(self, demo: Any, app: ChatApp, url: str, owns_backend: bool) -> None:
-        self.demo, self.app, self.url, self._owns_backend = demo, app, url, owns_backend
-        self.closed = False
-
-    def close(self, timeout_s: float = 2.0) -> None:
-        """Stop the server and free the port (and the model, if :func:`launch_app` loaded it). Safe twice.
-
-        In this order: replies in flight stop at their next token and we wait (at most ``timeout_s``)
-        until none uses the model; the web server stops, waiting at most a second for open
-        connections (uvicorn would otherwise wait for every one of them); then the model is freed,
-        but only if no reply uses it any more (freeing a llama.cpp model under a running generation
-        crashes the process).
-        """
-        if self.closed:
-            return
-        self.closed = True
-        self.app.cancel()
-        idle = self.app.wait_idle(timeout_s)  # the stopped reply's last update reaches its browser tab
-        server = getattr(self.demo, "server", None)
-        if server is not None:
-            server.config.timeout_graceful_shutdown = 1
-        # connections still open after that second are cut on purpose: not an error worth a traceback
-        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
-        self.demo.close(verbose=False)
-        self.app.close()
-        if self._owns_backend and idle:
-            self.app.backend.close()
-
-    def __enter__(self) -> AppHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<AppHandle {self.url} {'closed' if self.closed else 'running'}>"
-
-
-def launch_app(backend: Backend | str = "auto", *, model: str | None = None, documents: Any = None, voice: bool = True,
-               port: int = 0, host: str = "127.0.0.1", system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-               store_dir: str | os.PathLike | None = None, transcriber: Transcriber | None = None) -> AppHandle:
-    """Start the app in a background thread and return its handle (``.url``, ``.close()``).
-
-    ``backend``: a backend object (left open on close) or a name for :func:`get_backend` (closed with
-    the app). ``port=0`` picks a free port. ``host`` must be a loopback address: the app has no login,
-    so it must not be reachable from other machines.
-    """
-    if host not in LOOPBACK:
-        raise InvalidOption(f"host={host!r} would expose the app to other machines", fix="use host='127.0.0.1' (the app has no login)")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
-        raise InvalidOption(f"port must be a whole number from 0 to 65535, got {port!r}", fix="use port=0 for any free port, or e.g. 7860")
-    gr = import_gradio()
-    owns = isinstance(backend, str)
-    if owns:
-        from .backends import get_backend
-
-        backend = get_backend(backend, model=model)
-    demo = None
-    try:
-        app = ChatApp(backend, documents=documents, transcriber=(transcriber or True) if voice else False,
-                      system_prompt=system_prompt, store_dir=store_dir)
-        demo = app.build_ui()
-        demo.queue(default_concurrency_limit=1)
-        bind = host if host != "localhost" else "127.0.0.1"
-        try:
-            demo.launch(server_name=bind, server_port=port or free_port(bind), share=False, inbrowser=False,
-                        prevent_thread_lock=True, quiet=True, show_error=True, inline=False, ssr_mode=False,
-                        mcp_server=False, pwa=False, enable_monitoring=False, footer_links=["api"],
-                        theme=gr.themes.Default())
-        except OSError as err:
-            raise InvalidOption(f"cannot listen on {bind}:{port} ({err})", fix="use another --port, or --port 0 for any free port") from None
-    except BaseException:  # an error, or Ctrl-C while starting: leave nothing running
-        if demo is not None:
-            demo.close(verbose=False)
-        if owns:
-            backend.close()
-        raise
-    url = f"http://{bind if ':' not in bind else f'[{bind}]'}:{demo.server_port}/"
-    return AppHandle(demo, app, url, owns)
-
-
-class ShutdownSignals:
-    """Ctrl-C and SIGTERM for a server process, installed explicitly.
-
-    Python's own SIGINT handler is not enough: a process started with SIGINT ignored (what a CI
-    runner, or ``cmd &`` in a script, does to its children) would never notice Ctrl-C. The first
-    signal sets :attr:`requested`; while the server is still starting (``serving`` is False) it
-    also raises KeyboardInterrupt, so loading stops at once. A second signal ends the process.
-    """
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.serving = False
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> ShutdownSignals:
-        if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
-            self._previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.requested.is_set():
-            os._exit(128 + signum)  # a second Ctrl-C: the user means it
-        self.requested.set()
-        if not self.serving:
-            raise KeyboardInterrupt
-
-    def __enter__(self) -> ShutdownSignals:
-        return self.install()
-
-    def __exit__(self, *exc: object) -> None:
-        self.restore()
-
-
-def serve_forever(handle: AppHandle, poll_s: float = 0.2, grace_s: float = 4.5, signals: ShutdownSignals | None = None) -> None:
-    """Block until Ctrl-C or SIGTERM, then close the app (at most ``grace_s`` seconds, then the
-    process exits): what ``course app`` runs. Pass ``signals`` when the caller installed them earlier."""
-    with contextlib.ExitStack() as stack:
-        if signals is None:
-            signals = stack.enter_context(ShutdownSignals())
-        signals.serving = True
-        try:
-            while not handle.closed and not signals.requested.wait(poll_s):
-                pass
-        finally:
-            with exit_if_slower_than(grace_s):
-                handle.close()
-
-
-def exit_watchdog(seconds: float) -> threading.Timer:
-    """End the process (exit status 124, with a message) unless it is gone within ``seconds``.
-
-    A daemon timer: it keeps running while the interpreter waits for other threads at exit, so it
-    also guards that last step. Cancel it if the process is meant to go on.
-    """
-    def give_up() -> None:
-        print(f"shutdown took longer than {seconds:.1f} s: exiting now", flush=True)
-        os._exit(124)
-
-    timer = threading.Timer(seconds, give_up)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-@contextlib.contextmanager
-def exit_if_slower_than(seconds: float) -> Iterator[None]:
-    """Run the block under :func:`exit_watchdog`."""
-    timer = exit_watchdog(seconds)
-    try:
-        yield
-    finally:
-        timer.cancel()
+        return build_ui(self)
