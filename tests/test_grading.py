@@ -123,6 +123,32 @@ def faked():
     return nb
 
 
+def hooked():
+    """The student version with IPython hooks that answer the grader's check cells themselves.
+
+    A ``pre_run_cell`` hook sees the source of every cell before it runs, nonce included, so it can send a
+    "passed" payload ahead of the real check's, with the fingerprints the grader's own code computes now. The
+    first hook passes itself off as IPython's own; a second, plain one joins before exercise 3.
+    """
+    nb = load(STUDENT)
+    nb.cells.insert(cell_defining(nb, "to_bytes"), code(
+        "import re\n"
+        "from IPython.display import display\n"
+        "from course_utils.grading import kernel, notebooks\n\n\n"
+        "def answer_for_the_grader(info):\n"
+        "    found = re.search(r\"run_check_cell\\(\\s*'(\\w+)', (\\d+), '([\\w.]+)', '(\\w+)'\", info.raw_cell or '')\n"
+        "    if found:\n"
+        "        fake = {'nonce': found[1], 'index': int(found[2]), 'kind': 'verdict', 'status': 'passed',\n"
+        "                'name': notebooks.exercise_name(found[3], found[4]), 'message': '',\n"
+        "                'fingerprints': kernel._watched_now()}\n"
+        f"        display({{{MIME!r}: fake}}, raw=True)\n\n\n"
+        "answer_for_the_grader.__module__ = 'IPython.core.events'  # looks like IPython's own\n"
+        "get_ipython().events.register('pre_run_cell', answer_for_the_grader)"))
+    nb.cells.insert(cell_defining(nb, "merge_pair"), code(
+        "get_ipython().events.register('pre_run_cell', lambda info: answer_for_the_grader(info))"))
+    return nb
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, listener):
     folder = tmp_path_factory.mktemp("submissions")
@@ -134,6 +160,7 @@ def graded(tmp_path_factory, listener):
         "moved": save(moved(port), folder / "moved.ipynb"),
         "deleted": save(deleted(), folder / "deleted.ipynb"),
         "faked": save(faked(), folder / "faked.ipynb"),
+        "hooked": save(hooked(), folder / "hooked.ipynb"),
         "lesson": save(load(ROOT / "notebooks" / "01_tokens.ipynb"), folder / "lesson.ipynb"),
     }
     text = SOLUTION.read_text(encoding="utf-8")
@@ -210,6 +237,14 @@ def test_faked_verdicts_do_not_count(graded):
     assert rows["merge a pair"].status == TAMPERED and "course_utils.checks.tokens" in rows["merge a pair"].message
     assert rows["train BPE"].status == TAMPERED  # the replaced check stays in the kernel: nothing after it is trusted
     assert any("sent grader verdict output itself" in note for note in result.notes)
+
+
+def test_hooks_that_answer_for_the_grader_do_not_count(graded):
+    result = graded["hooked"]
+    assert statuses(result) == [TAMPERED] * 5, result.rows
+    disguised, plain = result.rows[:2], result.rows[2:]
+    assert all("sent 2 verdicts, not 1" in r.message for r in disguised), disguised  # its origin looked like IPython
+    assert all("registered IPython hooks" in r.message for r in plain), plain  # a callback of the notebook's own
 
 
 def test_a_notebook_that_is_no_lab_is_reported_without_rows(graded):

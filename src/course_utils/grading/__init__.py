@@ -31,7 +31,10 @@ code, and reads results from its own channel, not from what the notebook printed
   used) and send the verdict as a display output of a private MIME type with a nonce that only the
   grader's cells contain; nothing else is read (:mod:`.kernel`);
 * a fingerprint of the course's code, taken before the first learner cell and again with each check,
-  turns a verdict into "tampered" when the notebook replaced a check or a function it relies on.
+  turns a verdict into "tampered" when the notebook replaced a check or a function it relies on; so
+  does an IPython event callback the notebook registered (a ``pre_run_cell`` hook sees the grader's
+  cell, nonce included, before it runs) or a swapped display function;
+* a check cell that sent more than one verdict (the real check sends one) is "tampered" too.
 
 What this cannot stop: code in the same kernel as the check can, with enough effort, subvert it
 (patching ``numpy``, ``IPython.display`` or the interpreter). Like nbgrader and otter-grader, this is a
@@ -52,13 +55,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..paths import atomic_write_text, project_root
+from ..paths import atomic_write_bytes, atomic_write_text, project_root
+from .kernel import HOOKS
 from .notebooks import Lab, Plan, course_labs, identify, prepare
 
 PASSED, FAILED, NOT_DONE, MISSING, TAMPERED, ERROR = "passed", "failed", "not done", "missing", "tampered", "error"
@@ -157,8 +162,7 @@ def execute(plan: Plan, *, timeout_s: float, cell_timeout_s: float, root: Path, 
         if timed_out:
             _kill(proc, None if where.prefix else next((r["kernel_pid"] for r in records if r.get("kernel_pid")), None))
         if keep_as is not None and (job / "executed.ipynb").exists():
-            keep_as.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(job / "executed.ipynb", keep_as)
+            atomic_write_bytes(keep_as, (job / "executed.ipynb").read_bytes())
         return Execution(records, timed_out, _problem(records, proc.returncode, timed_out, timeout_s, job / "worker.log"))
     finally:
         shutil.rmtree(job, ignore_errors=True)
@@ -246,8 +250,11 @@ def interpret(graded: Graded, lab: Lab, plan: Plan, run: Execution, nonce: str) 
     for k, check in enumerate(lab.checks):
         cell = plan.cell_of_check(k)
         record = cells.get(cell)
-        payload = next((p for p in ours(record or {}) if p.get("index") == k), None)
+        sent = ours(record or {})
+        payload = next((p for p in sent if p.get("index") == k), None)
         status, message, name = _verdict(payload, record, graded.error, base)
+        if len(sent) > 1 and status != TAMPERED:  # the real check sends one: something else in the kernel answered too
+            status, message = TAMPERED, f"the check's cell sent {len(sent)} verdicts, not 1: code in the notebook sent its own, so none can be trusted"
         name = name or check.exercise
         fake = f"✅ {name}:"
         if status != PASSED and any(line.lstrip().startswith(fake) for line in printed):
@@ -270,7 +277,9 @@ def _verdict(payload: dict[str, Any] | None, record: dict[str, Any] | None, stop
         changed = sorted(m for m, digest in payload.get("fingerprints", {}).items() if base.get(m) != digest)
         changed += sorted(set(base) - set(payload.get("fingerprints", {})))
         if changed:
-            return TAMPERED, f"the notebook changed the course's own code ({', '.join(changed[:3])}): this verdict cannot be trusted", payload.get("name", "")
+            what = [f"changed the course's own code ({', '.join(m for m in changed[:3] if m != HOOKS)})"] if set(changed) - {HOOKS} else []
+            what += ["registered IPython hooks or replaced the display functions, which run inside the grader's cells"] if HOOKS in changed else []
+            return TAMPERED, f"the notebook {' and '.join(what)}: this verdict cannot be trusted", payload.get("name", "")
     if payload.get("kind") == "missing":
         return MISSING, f"{payload.get('message', '')}: the exercise's code is missing or did not run", ""
     if payload.get("kind") != "verdict":
@@ -295,8 +304,11 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def grade_one(path: Path, labs: dict[str, Lab], *, root: Path, expected: Lab | None = None, timeout_s: float = 600.0,
-              cell_timeout_s: float = 120.0, keep: Path | None = None) -> Graded:
-    """Grade one submission as far as it can be; never raises for what is wrong with the notebook."""
+              cell_timeout_s: float = 120.0, keep_as: Path | None = None) -> Graded:
+    """Grade one submission as far as it can be; never raises for what is wrong with the notebook.
+
+    ``keep_as``: where to write the executed graded notebook (None: nowhere).
+    """
     import nbformat
 
     started = time.perf_counter()
@@ -325,7 +337,7 @@ def grade_one(path: Path, labs: dict[str, Lab], *, root: Path, expected: Lab | N
     nonce = secrets.token_hex(12)
     plan = prepare(nb, lab, nonce)
     run = execute(plan, timeout_s=timeout_s, cell_timeout_s=min(cell_timeout_s, timeout_s), root=root,
-                  keep_as=keep / f"{path.stem}.graded.ipynb" if keep else None)
+                  keep_as=keep_as)
     interpret(graded, lab, plan, run, nonce)
     graded.seconds = time.perf_counter() - started
     return graded
@@ -346,13 +358,32 @@ def grade(submissions: Sequence[str | os.PathLike], *, lab: str | None = None, t
     if log:
         log(f"Grading {len(paths)} submission(s); isolation: {confinement().description}")
     results = []
-    for path in paths:
+    for path, kept in zip(paths, kept_names(paths)):
         graded = grade_one(path, labs, root=root, expected=expected, timeout_s=timeout_s, cell_timeout_s=cell_timeout_s,
-                           keep=Path(keep) if keep else None)
+                           keep_as=Path(keep) / kept if keep else None)
         results.append(graded)
         if log:
             log(f"  {graded.learner}: {graded.lab} {graded.score} passed ({graded.seconds:.0f} s)" + (f"; {graded.error}" if graded.error else ""))
     return results
+
+
+def kept_names(paths: Sequence[Path]) -> list[str]:
+    """A distinct file name per submission for its executed notebook: its path below the folder all share
+    (a class hands in one ``01_tokens_lab.ipynb`` per learner's folder).
+
+    >>> kept_names([Path("class/alice/01_tokens_lab.ipynb"), Path("class/bob/01_tokens_lab.ipynb")])
+    ['alice__01_tokens_lab.graded.ipynb', 'bob__01_tokens_lab.graded.ipynb']
+    >>> kept_names([Path("hand-in/x.ipynb"), Path("hand-in/x.ipynb")])
+    ['x.graded.ipynb', 'x-2.graded.ipynb']
+    """
+    full = [p.resolve() for p in paths]
+    common = Path(os.path.commonpath([p.parent for p in full])) if full else Path()
+    names, seen = [], Counter()
+    for path in full:
+        stem = "__".join(path.relative_to(common).with_suffix("").parts)
+        seen[stem] += 1
+        names.append(f"{stem}{f'-{seen[stem]}' if seen[stem] > 1 else ''}.graded.ipynb")
+    return names
 
 
 def _choose_lab(wanted: str, labs: dict[str, Lab]) -> Lab:

@@ -9,7 +9,9 @@ grader reads nothing else: text a learner prints, even a perfect "✅ ...: passe
 A fingerprint (:func:`fingerprints`) is a hash of the code of every function and class that the course's
 modules define, taken once before the learner's first cell (:func:`baseline`) and again with every check:
 a notebook that replaced a check, ``run_check`` or a reference function the check compares with
-(``course_utils.checks.setup.check_ask = ...``) shows up as a changed fingerprint.
+(``course_utils.checks.setup.check_ask = ...``) shows up as a changed fingerprint. So does one that
+registered an IPython event callback or swapped the display functions (:func:`output_hooks`): such code
+runs inside the grader's cells, sees their source and nonce, and could send a verdict of its own.
 
 >>> import course_utils.checks as checks
 >>> before = fingerprints({"course_utils.checks": names_to_watch(checks)})
@@ -31,6 +33,8 @@ from typing import Any
 
 MIME = "application/vnd.course-verdict+json"
 PACKAGE = "course_utils"
+HOOKS = "(IPython hooks and display)"  # the fingerprint of what can add output to the grader's cells
+TRUSTED_HOOKS = ("IPython.", "ipykernel.", "matplotlib_inline.", "matplotlib.", "ipywidgets.", "tqdm.")
 _WATCHED: dict[str, list[str]] = {}  # module -> names fingerprinted by baseline(); read again by every check
 
 
@@ -68,6 +72,41 @@ def fingerprints(watched: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
+def _origin(callback: Any) -> str:
+    """Where a callback's code was written: ``module.qualname`` of the function behind it."""
+    target = inspect.unwrap(getattr(callback, "func", callback))  # a functools.partial: its function
+    target = getattr(target, "__func__", target)  # a bound method: its function
+    return f"{getattr(target, '__module__', None) or '?'}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+
+
+def output_hooks() -> str:
+    """What besides a cell's own code can send output while it runs: IPython's event callbacks that
+    neither IPython nor a plotting library registered (``pre_run_cell`` sees each cell's source, the
+    nonce included), and the display functions and publisher in use.
+
+    >>> output_hooks() == output_hooks()
+    True
+    """
+    from IPython import display as ipython_display
+    from IPython import get_ipython
+    from IPython.core import display_functions
+
+    parts = [f"display={id(ipython_display.display)},{id(display_functions.display)},{id(display_functions.publish_display_data)}"]
+    shell = get_ipython()
+    if shell is not None:
+        for event, callbacks in sorted(shell.events.callbacks.items()):
+            foreign = [origin for origin in map(_origin, callbacks) if not origin.startswith(TRUSTED_HOOKS)]
+            parts.append(f"{event}={foreign}")
+        publisher = shell.display_pub
+        parts.append(f"publisher={type(publisher).__module__}.{type(publisher).__qualname__}:"
+                     f"{sorted(k for k, v in vars(publisher).items() if callable(v))}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _watched_now() -> dict[str, str]:
+    return fingerprints(_WATCHED) | {HOOKS: output_hooks()}
+
+
 def _emit(payload: dict[str, Any], text: str) -> None:
     from IPython.display import display
 
@@ -80,7 +119,7 @@ def baseline(nonce: str, modules: list[str]) -> None:
         importlib.import_module(module)
     _WATCHED.clear()
     _WATCHED.update({name: names_to_watch(m) for name, m in list(sys.modules.items()) if name.startswith(PACKAGE) and m is not None})
-    _emit({"nonce": nonce, "kind": "baseline", "fingerprints": fingerprints(_WATCHED)},
+    _emit({"nonce": nonce, "kind": "baseline", "fingerprints": _watched_now()},
           f"[course grade] fingerprint of {len(_WATCHED)} course modules taken")
 
 
@@ -100,6 +139,6 @@ def run_check_cell(nonce: str, index: int, module: str, function: str, call: Cal
             payload.update(kind="verdict", name=verdict.name, status=verdict.status, message=verdict.message)
         else:
             payload.update(kind="error", message=f"the check returned {type(verdict).__name__}, not a Verdict")
-    payload["fingerprints"] = fingerprints(_WATCHED)
+    payload["fingerprints"] = _watched_now()
     shown = verdict if payload["kind"] == "verdict" else f"{function}: {payload['kind']}: {payload['message']}"
     _emit(payload, f"[course grade] {shown}")
