@@ -202,6 +202,8 @@ def test_the_summary_counts_per_learner_and_per_exercise(graded, exercises):
     table = summary(graded["_all"])
     lines = table.splitlines()
     assert re.search(r"solution\.ipynb\s+01_tokens_lab\s+5/5", table) and re.search(r"student\.ipynb\s+01_tokens_lab\s+0/5", table)
+    assert re.search(r"hooked\.ipynb\s+01_tokens_lab\s+0/5  5 verdict\(s\) tampered with", table), table
+    assert re.search(r"student\.ipynb\s+01_tokens_lab\s+0/5\s*$", table, re.MULTILINE), table  # no problems: none shown
     lab_results = [g for g in graded["_all"] if g.lab == LAB and g.rows]
     for exercise in exercises:
         passed = sum(r.status == PASSED for g in lab_results for r in g.rows if r.exercise == exercise)

@@ -418,7 +418,8 @@ def summary(results: Sequence[Graded]) -> str:
     width = max([len("learner file"), *(len(g.learner) for g in results)]) + 2
     lines = [f"{'learner file':<{width}}{'lab':<26}{'passed':>7}  problems"]
     for g in results:
-        problems = "; ".join(filter(None, [g.error, *g.notes]))
+        tampered = sum(r.status == TAMPERED for r in g.rows)
+        problems = "; ".join(filter(None, [f"{tampered} verdict(s) tampered with" if tampered else "", g.error, *g.notes]))
         lines.append(f"{g.learner:<{width}}{g.lab:<26}{g.score:>7}  {problems[:160]}")
     for stem in dict.fromkeys(g.lab for g in results if g.rows):
         graded = [g for g in results if g.lab == stem and g.rows]
