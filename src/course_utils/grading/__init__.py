@@ -140,7 +140,7 @@ def _verdict(payload: dict[str, Any] | None, record: dict[str, Any] | None, stop
             return MISSING, f"not run: {stopped or 'the check cell did not run'}", ""
         error = record.get("error") or ["", "no verdict came back"]
         if error[0] == "CellTimeout":
-            return FAILED, f"the check {error[1]}: does the code loop forever?", ""
+            return FAILED, f"the check {error[1]}: does the code loop forever? (or is this machine too slow for the lab: raise --cell-timeout)", ""
         return ERROR, f"the check cell failed: {error[0]}: {error[1]}".replace(": :", ":"), ""
     if base is not None:
         changed = sorted(m for m, digest in payload.get("fingerprints", {}).items() if base.get(m) != digest)
