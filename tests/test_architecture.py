@@ -1,7 +1,8 @@
 """The package's layers only point down, read from every import in its source (also those inside
 functions), and no module reaches into another's private names.
 
-    face      cli, runner, report, doctor, sources, checks/     what a learner or instructor runs
+    face      cli, runner, report, doctor, sources, checks/,    what a learner or instructor runs
+              grading/
     apps      agents/, app, serving, synth, ...                 built from the tools below
     tools     tokenizer, quant, rag/, lora, evaluation/, ...    what the lessons teach
     backends  backends/, server                                 one interface to every engine

@@ -1,4 +1,4 @@
-"""The ``course`` command: doctor, list, run, app.
+"""The ``course`` command: doctor, list, run, app, eval, serve, grade.
 
     course doctor            what is installed, where the assets are, which backends work
     course list              the lessons and labs
@@ -6,6 +6,7 @@
     course app               the local assistant app (lesson 11) on http://127.0.0.1:7860/
     course eval TASK ...     score benchmark tasks (arc_easy, mmlu, gsm8k, ...) with a backend
     course serve             one OpenAI-compatible model server for a whole class (API key, request log)
+    course grade SUB ...     instructors: run learners' lab notebooks, write every verdict to a CSV
 """
 
 from __future__ import annotations
@@ -60,10 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--parallel", type=int, default=8, help="llama-server slots decoded together (default 8)")
     serve.add_argument("--ctx", type=int, default=None, help="context window per request, tokens (default COURSE_CTX)")
     serve.add_argument("--log", default=None, help="also append one JSON line per request to this file")
+    gr = sub.add_parser("grade", help="instructors: execute learners' lab notebooks and write every exercise's verdict to a CSV")
+    gr.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="learners' .ipynb files, or folders holding them")
+    gr.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
+    gr.add_argument("--lab", default=None, help="the lab they should all be, e.g. 01 (default: the lab each notebook is)")
+    gr.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook (default 600)")
+    gr.add_argument("--cell-timeout", type=float, default=120.0, help="seconds per cell before it is interrupted (default 120)")
+    gr.add_argument("--keep", default=None, metavar="FOLDER", help="also keep the executed graded notebooks in FOLDER")
     args = parser.parse_args(argv)
     try:
         return {"doctor": cmd_doctor, "list": cmd_list, "run": cmd_run, "app": cmd_app, "eval": cmd_eval,
-                "serve": cmd_serve}[args.command](args)
+                "serve": cmd_serve, "grade": cmd_grade}[args.command](args)
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -196,6 +204,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if scorer is not None and hasattr(scorer, "close"):
             scorer.close()
         backend.close()
+    return 0
+
+
+# ----------------------------------------------------------------------------- grade
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .errors import InvalidOption
+    from .grading import grade, summary, write_csv
+
+    if not (args.timeout > 0 and args.cell_timeout > 0):
+        raise InvalidOption(f"--timeout {args.timeout:g} and --cell-timeout {args.cell_timeout:g} must be above 0", fix="use e.g. --timeout 600 --cell-timeout 120")
+    results = grade(args.submissions, lab=args.lab, timeout_s=args.timeout, cell_timeout_s=args.cell_timeout, keep=args.keep)
+    out = write_csv(results, args.out)
+    print("\n" + summary(results))
+    print(f"\n{len(results)} submission(s) graded -> {out}" + (f"; executed notebooks in {args.keep}" if args.keep else ""))
     return 0
 
 
