@@ -1,4 +1,4 @@
-"""Diffusion on a CPU (lesson 13): samplers and schedulers side by side, on lesson 13's cached models.
+"""Diffusion on a CPU (lesson 13): samplers and schedulers side by side, on lesson 13's shipped models.
 
 In one run, on the same starting noise and the same requested digits:
 
@@ -21,7 +21,7 @@ import torch
 from _table import table
 
 from course_utils import denoisers, diffusion, digits
-from course_utils.denoisers import NULL_LABEL, TrainConfig
+from course_utils.denoisers import NULL_LABEL, SHIPPED_CONFIGS
 
 
 def timed(fn):
@@ -38,8 +38,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     split = digits.load_split()
-    mlp = denoisers.cached_denoiser(TrainConfig(), split)
-    unet = denoisers.cached_denoiser(TrainConfig(arch="unet", steps=600, batch_size=64), split)
+    mlp = denoisers.cached_denoiser(SHIPPED_CONFIGS["mlp"], split)  # shipped in data/diffusion/
+    unet = denoisers.cached_denoiser(SHIPPED_CONFIGS["unet"], split)
     judge = digits.DigitClassifier(split.train_images, split.train_labels)
     labels = torch.arange(10).repeat(args.per_class)
     s = mlp.schedule

@@ -1,6 +1,7 @@
 """Lesson 13's diffusion code: the hand-written schedule and steps agree with diffusers' schedulers,
 the samplers reproduce the data with a perfect denoiser, training lowers the loss, the cache
-trains once and reports a corrupt file, and the digit data and classifier behave."""
+trains once and reports a corrupt file, the shipped denoisers are the ones their configurations
+name and draw recognisable digits, and the digit data and classifier behave."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from course_utils.checks import diffusion as diffusion_checks
 from course_utils.denoisers import NULL_LABEL, DigitDenoiser, MemorisingDenoiser, TrainConfig
 
 SCHEDULE = diffusion.NoiseSchedule.linear(1000, 1e-4, 0.02)
+SHORT = TrainConfig(T=100, beta_start=1e-3, beta_end=0.2)  # whole loops in a tenth of the calls; still ends in noise
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +92,19 @@ def test_ddim_step_equals_diffusers_step(clip):
 @pytest.mark.parametrize("method,steps,kind", [("ddim", 20, "ddim"), ("ddpm", None, "ddpm")])
 def test_whole_sampling_loop_equals_diffusers(untrained, method, steps, kind):
     labels = [3, 1, 4, 1]
-    ours = diffusion.sample(untrained, labels, SCHEDULE, null_label=NULL_LABEL, w=2.0, steps=steps, method=method, seed=5)
-    theirs = denoisers.sample_with_scheduler(untrained, labels, denoisers.diffusers_scheduler(kind), steps or 1000, w=2.0, seed=5)
+    ours = diffusion.sample(untrained, labels, SHORT.schedule(), null_label=NULL_LABEL, w=2.0, steps=steps, method=method, seed=5)
+    theirs = denoisers.sample_with_scheduler(untrained, labels, denoisers.diffusers_scheduler(kind, SHORT), steps or SHORT.T,
+                                             w=2.0, seed=5)
     assert torch.allclose(ours, theirs, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- samplers and guidance
 def test_samplers_with_a_perfect_denoiser_give_back_training_images(split):
     """With the exact optimal denoiser of a data set, sampling must land on the data (any step count)."""
-    perfect = MemorisingDenoiser(split.train_images, split.train_labels, SCHEDULE)
-    labels = torch.tensor([0, 3, 7, 9])
-    for method, steps in (("ddim", 50), ("ddpm", None)):
-        x = diffusion.sample(perfect, labels, SCHEDULE, null_label=NULL_LABEL, w=1.0, steps=steps, method=method)
+    for schedule, method, steps in ((SCHEDULE, "ddim", 50), (SHORT.schedule(), "ddpm", None)):
+        perfect = MemorisingDenoiser(split.train_images, split.train_labels, schedule)
+        labels = torch.tensor([0, 3, 7, 9])
+        x = diffusion.sample(perfect, labels, schedule, null_label=NULL_LABEL, w=1.0, steps=steps, method=method)
         nearest = torch.cdist(x.reshape(4, -1), split.train_images.reshape(len(split.train_images), -1)).min(1)
         assert nearest.values.max() < 0.05, (method, nearest.values)
         assert split.train_labels[nearest.indices].tolist() == labels.tolist()  # the requested class
@@ -147,8 +150,16 @@ def test_drop_labels_replaces_about_the_asked_fraction():
 TINY = TrainConfig(steps=200, hidden=64, depth=1, batch_size=128, seed=1)
 
 
-def test_training_lowers_the_loss(split):
-    model, losses, seconds = denoisers.train(TINY, split)
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory, split):
+    """TINY trained once into an empty cache (the tests below share that one training)."""
+    cache = tmp_path_factory.mktemp("diffusion-cache")
+    return cache, denoisers.cached_denoiser(TINY, split, cache_dir=cache)
+
+
+def test_training_lowers_the_loss(split, tiny_cache):
+    trained = tiny_cache[1]
+    model, losses, seconds = trained.model, trained.losses, trained.seconds
     assert len(losses) == 2 and seconds > 0
     start = diffusion.diffusion_loss(DigitDenoiser(64, 1), split.train_images[:512], split.train_labels[:512], SCHEDULE,
                                      torch.Generator().manual_seed(0)).item()
@@ -157,21 +168,56 @@ def test_training_lowers_the_loss(split):
     assert end < 0.6 * start, (start, end)
 
 
-def test_cache_trains_once_and_reports_a_corrupt_file(tmp_path, split):
-    first = denoisers.cached_denoiser(TINY, split, cache_dir=tmp_path)
+def test_cache_trains_once_and_reports_a_corrupt_file(tiny_cache, split):
+    tmp_path, first = tiny_cache
     second = denoisers.cached_denoiser(TINY, split, cache_dir=tmp_path)
     assert first.trained_now and not second.trained_now and first.folder == second.folder
+    assert not first.shipped and second.origin == "loaded from the course cache"
     x, _ = _noisy()
     t, y = torch.tensor([5, 50, 500, 900]), torch.tensor([1, 2, 3, NULL_LABEL])
     assert torch.equal(first(x, t, y), second(x, t, y))
     assert json.loads((first.folder / denoisers.INFO).read_text())["config"]["steps"] == TINY.steps
-    other = denoisers.cached_denoiser(TrainConfig(steps=100, hidden=64, depth=1, batch_size=128, seed=1), split, cache_dir=tmp_path)
-    assert other.folder != first.folder
+    other = TrainConfig(steps=100, hidden=64, depth=1, batch_size=128, seed=1)
+    assert denoisers.folder_name(other, split) != first.folder.name  # another configuration: another model
     weights = first.folder / denoisers.WEIGHTS
     weights.write_bytes(weights.read_bytes()[:100])  # a truncated file
     with pytest.raises(DataError, match="cannot be read.*Fix: delete the folder"):
         denoisers.cached_denoiser(TINY, split, cache_dir=tmp_path)
     assert len(weights.read_bytes()) == 100  # reported, not overwritten
+
+
+def test_train_logs_the_mean_loss_of_every_log_every_steps(split):
+    config = TrainConfig(steps=7, hidden=16, depth=1, batch_size=8)
+    _, losses, _ = denoisers.train(config, split, log_every=3)
+    assert len(losses) == 3 and all(np.isfinite(losses))  # steps 1-3, 4-6 and the last one
+    with pytest.raises(CourseError, match="Fix:"):
+        denoisers.train(config, split, log_every=0)
+
+
+# ----------------------------------------------------------------------------- the shipped denoisers
+@pytest.mark.parametrize("arch", sorted(denoisers.SHIPPED_CONFIGS))
+def test_the_shipped_denoisers_are_the_ones_their_configurations_name(arch, split, tmp_path):
+    config = denoisers.SHIPPED_CONFIGS[arch]
+    folder = denoisers.shipped_folder(denoisers.folder_name(config, split))
+    assert folder is not None, f"data/diffusion/ lacks {arch}: run python data/make_diffusion_denoisers.py --only {arch}"
+    info = json.loads((folder / denoisers.INFO).read_text())
+    assert TrainConfig(**info["config"]) == config and info["dtype"] == "float16"
+    trained = denoisers.cached_denoiser(config, split, cache_dir=tmp_path)
+    assert trained.shipped and not trained.trained_now and trained.folder == folder
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written to the cache
+    assert all(p.dtype == torch.float32 for p in trained.model.parameters())  # widened on load
+    bigger = TrainConfig(**{**info["config"], "steps": config.steps + 1})
+    assert denoisers.shipped_folder(denoisers.folder_name(bigger, split)) is None  # any other config trains
+
+
+def test_the_shipped_mlp_draws_the_digits_asked_for(split):
+    mlp = denoisers.cached_denoiser(denoisers.SHIPPED_CONFIGS["mlp"], split)
+    judge = digits.DigitClassifier(split.train_images, split.train_labels)
+    labels = torch.arange(10).repeat(10)
+    guided = diffusion.sample(mlp, labels, mlp.schedule, null_label=NULL_LABEL, w=2.0, steps=10)
+    unguided = diffusion.sample(mlp, labels, mlp.schedule, null_label=NULL_LABEL, w=0.0, steps=10)
+    assert judge.accuracy(guided, labels) > 0.9  # a trained, label-following model
+    assert judge.accuracy(unguided, labels) < 0.4  # w = 0 ignores the label: about chance
 
 
 def test_the_diffusers_unet_builds_from_a_config_and_trains(split):

@@ -8,10 +8,13 @@ Two noise predictors with one call signature, ``model(x_t, t, labels) -> eps``:
 * :func:`tiny_unet`: diffusers' ``UNet2DModel`` built from a config (never downloaded), the
   convolutional U-Net family Stable Diffusion's denoiser comes from, shrunk to 8x8 grey images.
 
-:func:`cached_denoiser` trains one (the loss of :func:`course_utils.diffusion.diffusion_loss`, with
-label dropout for classifier-free guidance and an exponential moving average of the weights) and
-keeps it in ``<COURSE_CACHE>/diffusion/<name>-<key>/``, the key a hash of everything that made it;
-later calls load it in a fraction of a second.
+:func:`train` trains one (the loss of :func:`course_utils.diffusion.diffusion_loss`, with label
+dropout for classifier-free guidance and an exponential moving average of the weights).
+:func:`cached_denoiser` finds the one a :class:`TrainConfig` describes under the name
+``<arch>-<key>``, the key a hash of everything that made it: first among the weights shipped in
+``data/diffusion/`` (float16, made by ``data/make_diffusion_denoisers.py``, so the lesson's default
+models cost no training), then in ``<COURSE_CACHE>/diffusion/``; only a configuration found in
+neither is trained (and then cached).
 
 >>> model = DigitDenoiser(hidden=32, depth=1)
 >>> import torch
@@ -39,11 +42,12 @@ from .config import settings
 from .diffusion import NoiseSchedule, diffusion_loss, drop_labels, sinusoidal_embedding
 from .digits import N_CLASSES, DigitSplit, load_split
 from .errors import DataError, InvalidOption
-from .paths import atomic_folder
+from .paths import atomic_folder, data_path
 
 NULL_LABEL = N_CLASSES  # the "no label" token the model learns for guidance
 CACHE_VERSION = 1  # bump when training changes in a way the config does not show
 WEIGHTS, INFO = "weights.safetensors", "train.json"
+SHIPPED = "diffusion"  # data/diffusion/<arch>-<key>/: the lesson's default denoisers, trained once
 
 
 # ----------------------------------------------------------------------------- the hand-written network
@@ -161,6 +165,10 @@ class TrainConfig:
         raise InvalidOption(f"unknown denoiser architecture {self.arch!r}", fix="use arch='mlp' or arch='unet'")
 
 
+# the two denoisers lesson 13 samples from (and its lab and benchmark), shipped trained in data/diffusion/
+SHIPPED_CONFIGS = {"mlp": TrainConfig(), "unet": TrainConfig(arch="unet", steps=600, batch_size=64)}
+
+
 @dataclass
 class TrainedDenoiser:
     model: nn.Module  # the EMA weights, in eval mode
@@ -170,18 +178,29 @@ class TrainedDenoiser:
     losses: list[float]  # mean training loss per 100 steps
     folder: Path
     trained_now: bool = False
+    shipped: bool = False  # loaded from the course's data/ folder (float16 weights)
     parameters: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.parameters = sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def origin(self) -> str:
+        """Where these weights came from, in words."""
+        if self.trained_now:
+            return "trained now"
+        return "shipped with the course (data/diffusion)" if self.shipped else "loaded from the course cache"
+
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.model(x_t, t, labels)
 
 
-def train(config: TrainConfig, split: DigitSplit) -> tuple[nn.Module, list[float], float]:
-    """Train a fresh denoiser on ``split``'s training images; returns (EMA model, losses, seconds)."""
-    if config.steps < 1 or config.batch_size < 1 or not 0 <= config.p_uncond < 1:
+def train(config: TrainConfig, split: DigitSplit, log_every: int = 100) -> tuple[nn.Module, list[float], float]:
+    """Train a fresh denoiser on ``split``'s training images; returns (EMA model, losses, seconds).
+
+    ``losses`` holds the mean training loss of every ``log_every`` steps (and of the last few).
+    """
+    if config.steps < 1 or config.batch_size < 1 or log_every < 1 or not 0 <= config.p_uncond < 1:
         raise InvalidOption(f"cannot train with {config}", fix="steps and batch_size >= 1, 0 <= p_uncond < 1")
     torch.manual_seed(config.seed)
     model, schedule = config.build(), config.schedule()
@@ -204,8 +223,8 @@ def train(config: TrainConfig, split: DigitSplit) -> tuple[nn.Module, list[float
             for p_ema, p in zip(ema.parameters(), model.parameters()):
                 p_ema.lerp_(p, 1 - config.ema)
         running += loss.item()
-        if step % 100 == 0 or step == config.steps:
-            losses.append(running / (step % 100 or 100))
+        if step % log_every == 0 or step == config.steps:
+            losses.append(running / (step % log_every or log_every))
             running = 0.0
     return ema.eval(), losses, time.perf_counter() - start
 
@@ -216,38 +235,68 @@ def cache_key(config: TrainConfig, split: DigitSplit) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def cached_denoiser(config: TrainConfig | None = None, split: DigitSplit | None = None,
-                    cache_dir: str | Path | None = None) -> TrainedDenoiser:
-    """The denoiser ``config`` describes, trained on first use and loaded from the cache later.
+def folder_name(config: TrainConfig, split: DigitSplit) -> str:
+    """``<arch>-<key>``: the folder a trained denoiser is kept in, shipped or cached."""
+    return f"{config.arch}-{cache_key(config, split)}"
 
-    The folder is written atomically (complete or absent). A cached file that cannot be read is
-    reported, not overwritten.
-    """
-    from safetensors.torch import load_file, save_file
 
-    config, split = config or TrainConfig(), split or load_split()
-    root = Path(cache_dir) if cache_dir is not None else settings().cache_dir / "diffusion"
-    folder = root / f"{config.arch}-{cache_key(config, split)}"
-    trained_now = False
-    if not (folder / INFO).is_file():
-        model, losses, seconds = train(config, split)
+def save_denoiser(folder: str | Path, model: nn.Module, config: TrainConfig, losses: Sequence[float], seconds: float,
+                  dtype: torch.dtype = torch.float32, replace: bool = False) -> Path:
+    """Write weights (as ``dtype``) and ``train.json`` to ``folder``, atomically (complete or absent)."""
+    from safetensors.torch import save_file
 
-        def write(tmp: Path) -> None:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-            info = {"config": asdict(config), "seconds": seconds, "losses": losses, "version": CACHE_VERSION}
-            (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        info = {"config": asdict(config), "seconds": seconds, "losses": list(losses), "version": CACHE_VERSION,
+                "dtype": str(dtype).removeprefix("torch.")}
+        (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
 
-        atomic_folder(folder, write, replace=False)  # two notebooks training at once: the first one wins
-        trained_now = True
+    return atomic_folder(Path(folder), write, replace=replace)
+
+
+def load_denoiser(folder: Path, config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """The model and ``train.json`` saved in ``folder``; a file that cannot be read is reported."""
+    from safetensors.torch import load_file
+
     try:
         info = json.loads((folder / INFO).read_text(encoding="utf-8"))
         model = config.build()
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        model.load_state_dict(load_file(str(folder / WEIGHTS)))  # float16 weights are widened to float32
     except Exception as err:  # unreadable JSON, truncated weights, wrong shapes
-        raise DataError(f"the cached denoiser in {folder} cannot be read ({type(err).__name__}: {err})",
-                        fix=f"delete the folder {folder} and run again to retrain it") from None
-    return TrainedDenoiser(model.eval().requires_grad_(False), config, config.schedule(), float(info["seconds"]),
-                           [float(v) for v in info["losses"]], folder, trained_now)
+        raise DataError(f"the saved denoiser in {folder} cannot be read ({type(err).__name__}: {err})",
+                        fix=f"delete the folder {folder} and run again to retrain it (or restore it with git if it "
+                            "is under data/)") from None
+    return model.eval().requires_grad_(False), info
+
+
+def shipped_folder(name: str) -> Path | None:
+    """``data/diffusion/<name>`` if the course ships that denoiser (None outside a course checkout)."""
+    try:
+        folder = data_path(SHIPPED) / name
+    except DataError:  # course_utils installed without the checkout: train and cache instead
+        return None
+    return folder if (folder / INFO).is_file() else None
+
+
+def cached_denoiser(config: TrainConfig | None = None, split: DigitSplit | None = None,
+                    cache_dir: str | Path | None = None, use_shipped: bool = True) -> TrainedDenoiser:
+    """The denoiser ``config`` describes: shipped in ``data/diffusion/``, cached, or trained now (then cached).
+
+    The cache folder is written atomically (complete or absent). A saved file that cannot be read is
+    reported, not overwritten.
+    """
+    config, split = config or TrainConfig(), split or load_split()
+    name = folder_name(config, split)
+    shipped = shipped_folder(name) if use_shipped else None
+    root = Path(cache_dir) if cache_dir is not None else settings().cache_dir / "diffusion"
+    folder, trained_now = shipped or root / name, False
+    if shipped is None and not (folder / INFO).is_file():
+        model, losses, seconds = train(config, split)
+        save_denoiser(folder, model, config, losses, seconds)  # two notebooks training at once: the first one wins
+        trained_now = True
+    model, info = load_denoiser(folder, config)
+    return TrainedDenoiser(model, config, config.schedule(), float(info["seconds"]), [float(v) for v in info["losses"]],
+                           folder, trained_now, shipped is not None)
 
 
 # ----------------------------------------------------------------------------- diffusers' schedulers
