@@ -290,6 +290,12 @@ for trained_steps, model in ((DEMO_STEPS, demo), (TRAIN_STEPS, mlp)):
           f"± {digits.standard_error(acc_trained[trained_steps], len(labels)):.1%}")
 record("accuracy after the short demonstration run", acc_trained[DEMO_STEPS], note=f"{DEMO_STEPS} steps, DDIM 20, w = 1", fmt=".1%")
 assert acc_trained[TRAIN_STEPS] > acc_trained[DEMO_STEPS] + 0.1  # ten times the training: clearly better digits
+display(Markdown(
+    f"{TRAIN_STEPS / DEMO_STEPS:.0f}× the training lowered the final training loss from {demo_losses[-1]:.3f} to "
+    f"{mlp.losses[-1]:.3f} ({demo_losses[-1] / mlp.losses[-1]:.1f}× lower) and took the share of samples the judge "
+    f"recognises from {acc_trained[DEMO_STEPS]:.0%} to {acc_trained[TRAIN_STEPS]:.0%}. A modest gain in loss can be a "
+    "large gain in samples: judge a generator by what it generates."
+))
 
 # %% [markdown]
 # A generated digit counts as right when the judge sees the digit we asked for. This measures whether the model
