@@ -5,7 +5,6 @@ name and draw recognisable digits, and the digit data and classifier behave."""
 
 from __future__ import annotations
 
-import doctest
 import json
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 import torch
 
 from course_utils import CourseError, DataError, denoisers, diffusion, digits
-from course_utils.checks import diffusion as diffusion_checks
 from course_utils.denoisers import NULL_LABEL, DigitDenoiser, MemorisingDenoiser, TrainConfig
 
 SCHEDULE = diffusion.NoiseSchedule.linear(1000, 1e-4, 0.02)
@@ -246,8 +244,3 @@ def test_classifier_recognises_real_digits_but_not_noise(split):
     noise = torch.randn(500, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     assert clf.accuracy(noise, torch.arange(10).repeat(50)) < 0.3
     assert clf.accuracy(split.test_images.numpy(), split.test_labels.tolist()) == clf.accuracy(split.test_images, split.test_labels)
-
-
-@pytest.mark.parametrize("module", [diffusion, digits, denoisers, diffusion_checks])
-def test_docstring_examples(module):
-    assert doctest.testmod(module).failed == 0
