@@ -15,8 +15,8 @@
 #
 # **Run time:** about 30 seconds on a 2-core CPU.
 #
-# The tokenizer code lives in `src/course_utils/tokenizer.py` (short functions with docstrings): open it next
-# to this notebook.
+# The tokenizer code lives in `src/course_utils/tokenizer/` (`base.py` for the building blocks and the `Tokenizer`
+# class, `training.py` for `train`, one file per kind of vocabulary file): open it next to this notebook.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -112,8 +112,8 @@ print(f"{ours}  trained on {len(train_text.encode()):,} bytes in {train_s:.2f} s
 assert len(ours.merges) == VOCAB_SIZE - 256
 
 # %% [markdown]
-# Well under a second for 768 merges: after each merge only the chunks that contained the merged pair are
-# recounted (see `train` in `tokenizer.py`). The special token `<|endoftext|>` gets the id after the merges.
+# The time is printed above. What keeps it down: after each merge only the chunks that contained the merged
+# pair are recounted (see `train` in `tokenizer/training.py`). The special token `<|endoftext|>` gets the id after the merges.
 # What did it learn?
 
 # %%
