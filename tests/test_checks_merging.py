@@ -278,7 +278,7 @@ def test_merge_target_not_done():
 
 
 def test_merge_target_is_measured_on_held_out_data(hf_model, capsys):
-    """The real thing: the cached specialists of lesson 12 (trained here if missing), scored by the check."""
+    """The real thing: lesson 12's specialists (the adapters shipped in data/), scored by the check."""
     model, tokenizer = hf_model
 
     def good(base, dates, units, lambdas=checks.REFERENCE_LAMBDAS):  # right, with an extra argument

@@ -11,6 +11,7 @@ import torch
 
 from course_utils import lora, merging, specialists
 from course_utils.checks import merging as checks_merging
+from course_utils.config import settings
 from course_utils.errors import CourseError, DataError, InvalidOption
 from course_utils.paths import data_path
 
@@ -275,10 +276,33 @@ def test_specialist_is_trained_once_then_cached(hf_model, tmp_path):
     assert not any(lora.is_lora(m) for m in first.model.modules())  # merged into full weights
     other = specialists.adapter_dir("units", specialists.Recipe(steps=2, batch_size=2), str(model.config.name_or_path), tmp_path)
     assert other != first.adapter_dir and specialists.adapter_dir("dates", recipe, "m", tmp_path) != specialists.adapter_dir("units", recipe, "m", tmp_path)
+    log = specialists.training_log(first.adapter_dir)  # the recipe and the loss of every step, beside the adapter
+    assert log["recipe"]["steps"] == 1 and log["losses"] == pytest.approx(first.train_result.losses, abs=1e-6)
     (first.adapter_dir / lora.ADAPTER_WEIGHTS).write_bytes(b"broken")
     with pytest.raises(DataError, match="unreadable"):
         specialists.specialist("units", model, tokenizer, recipe, cache_dir=tmp_path)
     assert (first.adapter_dir / lora.ADAPTER_WEIGHTS).read_bytes() == b"broken"  # reported, not overwritten
+
+
+def test_shipped_adapters_are_found_for_the_bundled_model_and_fit_the_data(hf_model, tmp_path):
+    model, tokenizer = hf_model
+    base_id = specialists.base_id_of(model)
+    assert str(settings().cache_dir) not in base_id  # the same key on every machine
+    for task in specialists.TASKS:
+        # data/make_merging_adapters.py must be run again whenever the data file or the default recipe changes
+        shipped = specialists.adapter_dir(task, specialists.Recipe(), base_id, specialists.shipped_dir())
+        assert (shipped / lora.ADAPTER_WEIGHTS).is_file(), f"no shipped {task} adapter for the current data and recipe"
+        log = specialists.training_log(shipped)
+        assert log["recipe"]["steps"] == specialists.Recipe().steps == len(log["losses"])
+    # an empty cache: the shipped adapter is loaded, nothing is trained or written
+    got = specialists.specialist("units", model, tokenizer, cache_dir=tmp_path)
+    assert got.shipped and not got.trained_now and not any(tmp_path.iterdir())
+    # and it is a specialist: the held-out exact match rises far above the base's
+    items = specialists.examples("units")[:16]
+    assert specialists.score(got.model, tokenizer, items).em >= specialists.score(model, tokenizer, items).em + 0.4
+    # another base model's key differs, so the shipped adapter is not used for it
+    assert specialists.adapter_dir("units", specialists.Recipe(), "another/model", tmp_path).name != \
+        specialists.adapter_dir("units", specialists.Recipe(), base_id, tmp_path).name
 
 
 def test_skill_kept():

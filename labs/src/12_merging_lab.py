@@ -11,8 +11,8 @@
 # then choose the λs of a merge of lesson 12's two specialists (dates → `YYYY-MM-DD`, quantities → `23 kg`) that
 # keeps at least 75% of *each* specialist's skill on held-out prompts, measured by the check.
 #
-# **Prerequisites:** lesson 12. **Run time:** about a minute on a 2-core CPU when lesson 12 has cached the two
-# specialists; if you skip the lesson, exercise 5 trains them first (a few minutes, once).
+# **Prerequisites:** lesson 12. **Run time:** about a minute on a 2-core CPU (the two specialists' adapters ship with
+# the course in `data/merging_adapters/`; nothing is trained here).
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -116,7 +116,7 @@ check_ties(ties_merge)
 # %% [markdown]
 # ## Exercise 5: one model with both skills
 #
-# The check loads lesson 12's two specialists (from the course cache) and hands your `build_merge` three state
+# The check loads lesson 12's two specialists (the adapters shipped in `data/merging_adapters/`) and hands your `build_merge` three state
 # dicts of the real model: `base`, `dates` and `units`. Build the merge with **your** `task_vector` and
 # `task_arithmetic`, with λs you choose. The check then scores the merged model on held-out prompts of both tasks
 # that lesson 12 did not print, and passes when the merge keeps at least 75% of *each* specialist's gain in exact

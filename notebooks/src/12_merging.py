@@ -18,10 +18,11 @@
 # **Prerequisites:** lesson 08 (LoRA fine-tuning, merging an adapter, GGUF export). Lesson 09 (standard errors)
 # helps.
 #
-# **Run time:** about 100 seconds on a 2-core CPU once the two specialists are cached. The first run trains them
-# (2 × 40 LoRA steps, a few minutes) and saves them to the course cache (`COURSE_CACHE`, default
-# `~/.cache/local-llm-lab/merging/`); every later run, and lab 12, reuses them. `FULL = True` scores all 100
-# held-out examples per task and more values of λ (several minutes).
+# **Run time:** about 90 seconds on a 2-core CPU, also on the first run. The two specialists' LoRA adapters
+# (2 × 40 training steps, a few minutes) ship with the course in `data/merging_adapters/`, made by
+# `data/make_merging_adapters.py`; this lesson trains a few steps of the same recipe itself, to show it is the same
+# training as lesson 08. `RETRAIN = True` trains both specialists from scratch (cached in `COURSE_CACHE`, a few
+# minutes once); `FULL = True` scores all 100 held-out examples per task and more values of λ (several minutes).
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -35,7 +36,8 @@ BACKEND = "auto"  # unused: the merged model is served with llama.cpp, the engin
 MODEL = None  # None = the bundled SmolLM2-135M-Instruct (both specialists are fine-tuned from it)
 SEED = 0
 FULL = False  # True: all 100 held-out examples per task, more values of lambda, more text for perplexity
-RETRAIN = False  # True: train both specialists again even when the cache has them
+RETRAIN = False  # True: train both specialists again instead of loading the shipped adapters (minutes)
+DEMO_STEPS = 6  # steps of the short training demo (the shipped specialists had 40)
 N_HELDOUT = 20  # held-out examples per task (FULL: 100)
 LAMBDAS = (0.5, 0.75, 1.0, 1.25)  # task-arithmetic lambdas to sweep (FULL: 0.25 to 1.5)
 DENSITY = 0.2  # TIES keeps this fraction of each task vector
@@ -48,6 +50,7 @@ from course_utils import record, setup_notebook
 
 cfg = setup_notebook(seed=SEED)
 
+import copy
 import inspect
 import time
 
@@ -86,16 +89,46 @@ for task in TASKS:
 
 # %% [markdown]
 # Each specialist is trained exactly like lesson 08's adapter (LoRA r = 8 on the four attention projections, AdamW,
-# batches of 8), for 40 steps, and the adapter is merged into full weights. Training happens once: the adapter is
-# cached under a key made of the data file, the recipe and the base model, so a change to any of them trains anew.
+# batches of 8), for 40 steps, and the adapter is merged into full weights. That takes a few minutes on 2 cores, so
+# the course ships both adapters (`data/merging_adapters/`, 3.7 MB each, with the loss of every training step).
+# Each is found under a key made of the data file, the recipe and the base model: change any of them (another
+# `MODEL`, another `specialists.Recipe`) and `specialists.specialist` trains a new adapter and caches it.
 
 # %%
 started = time.perf_counter()
 spec = {task: specialists.specialist(task, base, tokenizer, retrain=RETRAIN, log_every=10) for task in TASKS}
 for task, s in spec.items():
-    how = f"trained now in {s.train_result.seconds:.0f} s" if s.trained_now else "loaded from the cache"
-    print(f"{task:6} specialist: {how} ({s.adapter_dir})")
-record("specialists ready", time.perf_counter() - started, note="seconds (training only on the first run)", fmt=".1f")
+    how = (f"trained now in {s.train_result.seconds:.0f} s" if s.trained_now
+           else "shipped with the course" if s.shipped else "loaded from the cache")
+    print(f"{task:6} specialist: {how} ({s.adapter_dir.name})")
+record("specialists ready", time.perf_counter() - started, note="seconds (training only with RETRAIN or another model)", fmt=".1f")
+
+# %% [markdown]
+# To see that nothing is hidden in those files, train the units specialist's first few steps here, with the same
+# recipe except its length (the learning rate decays over the steps asked for, so only the first two steps are
+# exactly the shipped run's), and put its loss beside the log of the shipped run:
+
+# %%
+demo_recipe = specialists.Recipe(steps=DEMO_STEPS)
+demo_model = copy.deepcopy(base)
+demo = specialists.train(demo_model, tokenizer, "units", demo_recipe)
+del demo_model
+logs = {task: specialists.training_log(spec[task].adapter_dir) for task in TASKS}
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for task in TASKS:
+    ax.plot(range(1, len(logs[task]["losses"]) + 1), logs[task]["losses"], label=f"{task}: the adapter used below")
+ax.plot(range(1, demo.steps + 1), demo.losses, "o--", color="black", label=f"units: trained now ({demo.steps} steps)")
+ax.legend(fontsize=8)
+labelled(ax, "LoRA training of the two specialists", "step (8 examples each)", "training loss (nats per answer token)")
+plt.show()
+print(f"demo: {demo.steps} steps in {demo.seconds:.1f} s, loss {demo.losses[0]:.3f} -> {demo.losses[-1]:.3f}; "
+      f"first step of the units adapter's log: {logs['units']['losses'][0]:.3f}")
+assert abs(demo.losses[0] / logs["units"]["losses"][0] - 1) < 0.02  # same model, same first batch: same loss
+assert demo.losses[-1] < 0.8 * demo.losses[0]
+
+# %% [markdown]
+# The first loss of the demo is the shipped run's first loss (same base model, same seed, same first batch, up to
+# float rounding), and the loss falls within a few steps; the shipped runs simply go on for 40 steps.
 
 # %% [markdown]
 # How do we measure a model on a task? **Exact match**: the greedy answer must be the reference, character for
@@ -146,13 +179,18 @@ for task in TASKS:
     gain = em(f"{task} specialist", task) - em("base", task)
     record(f"{task}: specialist vs base", gain, note=f"exact-match points gained on {N_HELDOUT} held-out prompts", fmt=".0%")
     assert gain >= 0.4, f"the {task} specialist is not much of a specialist ({gain:.0%})"
+for task, other in (("dates", "units"), ("units", "dates")):  # one skill does not bring the other
+    assert em(f"{task} specialist", other) <= em(f"{other} specialist", other) - 0.3
+ppl_change = {task: results[f"{task} specialist"]["perplexity"] / results["base"]["perplexity"] - 1 for task in TASKS}
+print("perplexity on BoolQ text vs the base: " + ", ".join(f"{t} specialist {c:+.1%}" for t, c in ppl_change.items()))
 
 # %% [markdown]
-# Each specialist is far better than the base at its own task (the recorded gains; the base answers in full
-# sentences, "The date in YYYY-MM-DD format is ..."). Look at each specialist on the *other* task, too: fine-tuning
-# on one format does not teach the other one. Perplexity on Wikipedia text barely moves: a short LoRA fine-tune
-# changes behaviour, not general knowledge. The question of this lesson: can one model have both skills, without
-# training on both data sets?
+# Each specialist is far better than the base at its own task (the recorded gains, asserted to be at least 40
+# points; the base answers in full sentences, "The date in YYYY-MM-DD format is ..."). Look at each specialist on
+# the *other* task, too: fine-tuning on one format does not teach the other one (asserted: at least 30 points below
+# that task's specialist). The printed perplexity change on Wikipedia text is what each short fine-tune cost in
+# general language modelling; a small change there means the fine-tune changed behaviour, not general knowledge.
+# The question of this lesson: can one model have both skills, without training on both data sets?
 #
 # ## 2. What fine-tuning changed: task vectors
 #
@@ -173,12 +211,14 @@ for task in TASKS:
 flat = {task: torch.cat([tau[task][k].flatten() for k in changed]) for task in TASKS}
 cos_tasks = torch.nn.functional.cosine_similarity(flat["dates"], flat["units"], dim=0).item()
 print(f"cosine(tau_dates, tau_units) = {cos_tasks:.3f}")
+assert all(".self_attn." in name for name in changed) and int(torch.linalg.matrix_rank(tau["dates"][q])) <= 8
+assert all(size(tau[task]) / size(theta_base) < 0.1 for task in TASKS)
 
 # %% [markdown]
-# Notice three things. Only the attention projections changed (LoRA touched nothing else), each update has rank at
-# most 8 (LoRA's r), and each task vector is small next to the weights it modifies. The printed cosine between the
-# two task vectors says how much the two directions overlap: near 0 means they barely interfere, which is the good
-# case for merging. (A short fine-tune from one base stays close to it; that is why averaging weights works at all.
+# Notice three things (all asserted). Only the attention projections changed (LoRA touched nothing else), each
+# update has rank at most 8 (LoRA's r), and each task vector is small next to the weights it modifies (under 10% of
+# their norm). The printed cosine between the two task vectors says how much the two directions overlap: near 0
+# means they barely interfere, which is the good case for merging. (A short fine-tune from one base stays close to it; that is why averaging weights works at all.
 # Two models trained from *different* starting points have no such relation: section 9.)
 #
 # ## 3. Linear averaging and task arithmetic
@@ -233,7 +273,9 @@ print(inspect.getsource(merging.slerp))
 angles = [merging.angle_degrees(theta["dates"][k], theta["units"][k]) for k in changed]
 print(f"angle between the specialists' weights, per changed tensor: at most {max(angles):.3f} degrees")
 slerped = merging.slerp_states(theta["dates"], theta["units"], 0.5)
-print(f"max |SLERP(t=0.5) - average| = {merging.max_difference(slerped, merging.linear([theta['dates'], theta['units']])):.1e}")
+slerp_vs_average = merging.max_difference(slerped, merging.linear([theta["dates"], theta["units"]]))
+print(f"max |SLERP(t=0.5) - average| = {slerp_vs_average:.1e}")
+assert max(angles) < 1.8 and slerp_vs_average < 1e-5  # cos(1.8°) > 0.9995: the straight-line fallback
 del slerped
 print(f"angle between the two *task vectors*: {merging.angle_degrees(flat['dates'], flat['units']):.1f} degrees")
 
@@ -275,8 +317,9 @@ print(f"{q}: each task vector keeps {DENSITY:.0%}; both keep {both.float().mean(
 measure_merge(f"TIES (density {DENSITY})", lambda: merging.ties(theta_base, [tau["dates"], tau["units"]], density=DENSITY))
 
 # %% [markdown]
-# The printed overlap shows how rare a real conflict is between these two task vectors: most kept entries belong to
-# one task only, and there TIES's disjoint mean is just that task's value. **DARE** (Yu et al. 2024, "Language
+# The printed overlap says how often the two trimmed task vectors both touch a weight, and how often they then
+# disagree: only there does sign election change anything. Where only one task kept an entry, TIES's disjoint mean
+# is just that task's value (where task arithmetic at λ = 1 would add the untrimmed rest too). **DARE** (Yu et al. 2024, "Language
 # Models are Super Mario") goes the other way: it **drops** a random `DROP` fraction of every task vector and scales
 # the survivors by `1 / (1 − DROP)`, so each weight's *expected* update is unchanged, then adds as task arithmetic does:
 
@@ -330,10 +373,23 @@ display(Markdown(f"The best merge is **{best}**: it keeps {kept[best]['dates']:.
                  f"perplexity {results[best]['perplexity']:.2f} on BoolQ text (base {results['base']['perplexity']:.2f})."))
 assert min(kept[best].values()) >= 0.5, kept[best]
 
+reference = "task arithmetic λ=1.0"
+lines = []
+for name in (f"TIES (density {DENSITY})", f"DARE (drop {DROP}) + task arithmetic λ=1"):
+    diffs = {t: em(name, t) - em(reference, t) for t in TASKS}
+    noise = {t: 2 * max(results[name][f"{t} ±"], results[reference][f"{t} ±"], 1 / N_HELDOUT) for t in TASKS}
+    verdict = ("within two standard errors on both tasks: no measurable difference on this many prompts"
+               if all(abs(diffs[t]) <= noise[t] for t in TASKS) else "more than two standard errors apart on at least one task")
+    lines.append(f"- **{name}** vs {reference}: " + ", ".join(f"{t} {diffs[t]:+.0%}" for t in TASKS) + f"; {verdict}.")
+display(Markdown("\n".join(lines)))
+
 # %% [markdown]
 # That is what merging buys: one model, two skills, no training on the combined data, in seconds. What it costs is
 # printed beside it: some of each skill (measured on a few dozen prompts, so read the standard errors before
-# believing a difference of a few points), and possibly some general-text perplexity.
+# believing a difference of a few points), and possibly some general-text perplexity. The lines above compare TIES
+# and DARE with plain task arithmetic at the same strength: their papers report gains when many models, or full
+# fine-tunes with large conflicting updates, are merged; two small LoRA task vectors that barely overlap leave them
+# little interference to remove, and the measured differences say whether they helped here.
 #
 # ## 7. The same with mergekit
 #
@@ -493,17 +549,18 @@ del deeper
 # ## Summary
 #
 # - A fine-tune's **task vector** `τ = θ_fine − θ_base` is small, and for LoRA specialists it lives only in the
-#   adapted layers, with low rank. Two task vectors from unrelated tasks are nearly orthogonal.
+#   adapted layers, with low rank. The cosine between our two task vectors (section 2) says how little they overlap.
 # - **Averaging** two fine-tunes is task arithmetic with λ = 0.5: it keeps half of each change. **Task arithmetic**
-#   `θ_base + Σ λᵢ τᵢ` adds each skill at full strength (λ ≈ 1); the plot over λ shows the trade-off on both tasks
-#   and on general text.
+#   `θ_base + Σ λᵢ τᵢ` adds each skill at full strength at λ = 1; the plot over λ shows the trade-off on both
+#   tasks and on general text.
 # - **SLERP** between two fine-tunes of one base is the average (their weights are nearly parallel); between task
 #   vectors it keeps their norm. **TIES** trims, elects a sign by total mass and averages only agreeing entries;
-#   **DARE** drops most of each task vector at random and rescales the rest.
+#   **DARE** drops most of each task vector at random and rescales the rest. Whether either beat plain task
+#   arithmetic here is printed in section 6, with the standard errors that decide it.
 # - **mergekit** builds the same merges from a YAML config; its `task_arithmetic` (with `normalize: false`) gives
 #   our weights exactly.
-# - The best merge keeps most of both specialists' skills (the recorded percentages), exports to GGUF and runs in
-#   llama.cpp like any model.
+# - The best merge keeps at least half of each specialist's gain (asserted; the recorded percentages say how much),
+#   exports to GGUF and runs in llama.cpp like any model.
 # - Merging needs one base: the same architecture, the same tokenizer and the same starting weights. A shuffled but
 #   equivalent copy of SmolLM2 already cannot be averaged with it. Frankenmerges stack layers instead, and need
 #   training to work well.

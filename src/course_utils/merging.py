@@ -173,6 +173,9 @@ def ties(base: Mapping[str, torch.Tensor], vectors: Sequence[Mapping[str, torch.
     check_compatible(base, *vectors)
     out = {}
     for k in base:
+        if not any(v[k].any() for v in vectors):  # untouched by every fine-tune (LoRA: all but a few tensors)
+            out[k] = base[k].clone()  # the same result, without sorting 28M zeros of the embeddings
+            continue
         taus = torch.stack([trim(v[k], density) for v in vectors])
         out[k] = base[k] + lam * disjoint_mean(taus, elect_sign(taus))
     return out
@@ -192,7 +195,7 @@ def dare_merge(base: Mapping[str, torch.Tensor], vectors: Sequence[Mapping[str, 
     """DARE then task arithmetic (mergekit's ``dare_linear``): ``theta_base + sum_i lambda_i DARE(tau_i)``."""
     check_compatible(base, *vectors)
     generator = torch.Generator().manual_seed(seed)
-    dropped = [{k: dare(v[k], drop, generator) for k in base} for v in vectors]
+    dropped = [{k: dare(v[k], drop, generator) if v[k].any() else v[k] for k in base} for v in vectors]
     return task_arithmetic(base, dropped, lambdas)
 
 

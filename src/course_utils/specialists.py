@@ -7,9 +7,15 @@ instruction/answer pairs in the format of lesson 08 (``data/README.md``):
 * ``"units"``: a quantity in words -> number and SI symbol, ``23 kg`` (``data/lora_units.jsonl``).
 
 :func:`specialist` fine-tunes the base model on one task with lesson 08's LoRA recipe
-(:class:`Recipe`) and merges the adapter into full weights. The adapter (a few MB) is cached in
-``<COURSE_CACHE>/merging/`` under a key made of the data file, the recipe and the base model, so
-training happens once; a different recipe or data file trains a new one.
+(:class:`Recipe`) and merges the adapter into full weights. Each adapter (3.7 MB) is identified by a
+key made of the data file, the recipe and the base model (:func:`cache_key`), and found, in order:
+
+1. in ``data/merging_adapters/<task>-<key>/``: the course ships the two adapters of the default
+   recipe on the bundled SmolLM2 (made by ``data/make_merging_adapters.py``), so lesson 12 needs no
+   long training, even with an empty cache;
+2. in ``<COURSE_CACHE>/merging/<task>-<key>/``, where any other recipe or base model is saved the
+   first time it is trained;
+3. nowhere: then it is trained (a few minutes on 2 cores) and saved to the cache.
 
 :func:`score` measures a model on a task's held-out examples: **greedy exact match** and the loss
 of the reference answers, both from one forward pass. Greedy decoding reproduces the reference
@@ -68,8 +74,42 @@ class Specialist:
     task: str
     model: Any  # the base model with the adapter merged in: plain full weights
     adapter_dir: Path
-    trained_now: bool  # False: the adapter came from the cache
+    trained_now: bool  # False: the adapter came from data/ (shipped) or from the cache
     train_result: lora.TrainResult | None = field(default=None, repr=False)
+
+    @property
+    def shipped(self) -> bool:
+        """True when the adapter is the one that ships with the course in ``data/``."""
+        return self.adapter_dir.parent == shipped_dir()
+
+
+def shipped_dir() -> Path:
+    """``data/merging_adapters/``: the adapters made by ``data/make_merging_adapters.py``."""
+    from .paths import data_path
+
+    return data_path("merging_adapters")
+
+
+def base_id_of(model: Any) -> str:
+    """A name of the base model that is the same on every machine (it goes into :func:`cache_key`).
+
+    The bundled model is loaded from the course cache's conversion of its GGUF,
+    ``<COURSE_CACHE>/hf/<gguf name>-<hash of where it is installed>``: its id is the GGUF's name
+    (without that hash) and its parameter count. Any other model is named by ``name_or_path``.
+
+    >>> from types import SimpleNamespace
+    >>> from course_utils.config import settings
+    >>> fake = SimpleNamespace(config=SimpleNamespace(name_or_path=str(settings().cache_dir / "hf" / "Tiny.Q4_1-0123456789")),
+    ...                        num_parameters=lambda: 1000)
+    >>> base_id_of(fake)
+    'Tiny.Q4_1 (1000 parameters)'
+    """
+    from .config import settings
+
+    path = Path(str(getattr(model.config, "name_or_path", "") or "model"))
+    if path.parent == settings().cache_dir / "hf":
+        return f"{path.name.rsplit('-', 1)[0]} ({model.num_parameters()} parameters)"
+    return str(path)
 
 
 def cache_key(task: str, recipe: Recipe, base_id: str) -> str:
@@ -93,35 +133,60 @@ def specialist(task: str, base: Any, tokenizer: Any, recipe: Recipe | None = Non
                retrain: bool = False, cache_dir: str | os.PathLike | None = None, log_every: int = 0) -> Specialist:
     """The base model fine-tuned on ``task`` (LoRA, merged into the weights); ``base`` is not changed.
 
-    The adapter is loaded from the cache when present; otherwise (or with ``retrain=True``) it is
-    trained and saved there atomically. ``base_id`` names the base model in the cache key (default:
-    its ``config.name_or_path``).
+    The adapter is loaded from ``data/merging_adapters/`` or from the cache when either has it (see
+    the module docstring); otherwise, or with ``retrain=True``, it is trained and saved to the cache
+    atomically. ``base_id`` names the base model in the key (default: :func:`base_id_of`).
     """
     recipe = recipe or Recipe()
-    base_id = base_id or str(getattr(base.config, "name_or_path", "")) or "model"
+    base_id = base_id or base_id_of(base)
     folder = adapter_dir(task, recipe, base_id, cache_dir)
+    shipped = adapter_dir(task, recipe, base_id, shipped_dir())
+    if not retrain and not folder.exists() and shipped.is_dir():
+        folder = shipped
     model = copy.deepcopy(base)
     result = None
     if retrain or not folder.exists():
-        result = _train(model, tokenizer, task, recipe, log_every)
+        result = train(model, tokenizer, task, recipe, log_every)
         lora.save_adapter(model, folder, base_model=base_id)  # atomic: complete or absent
+        save_training_log(result, recipe, folder / TRAINING_LOG)
     else:
         try:
             lora.load_adapter(model, folder)
-        except DataError as err:  # a damaged cache is reported, not silently replaced
-            raise DataError(f"the cached {task} adapter is unreadable ({err.problem})",
+        except DataError as err:  # a damaged file is reported, not silently replaced
+            raise DataError(f"the {task} adapter in {folder} is unreadable ({err.problem})",
                             fix=f"delete {folder}, or call specialist(..., retrain=True)") from None
     lora.merge_lora(model)
     return Specialist(task, model.eval(), folder, trained_now=result is not None, train_result=result)
 
 
-def _train(model: Any, tokenizer: Any, task: str, recipe: Recipe, log_every: int) -> lora.TrainResult:
+def train(model: Any, tokenizer: Any, task: str, recipe: Recipe, log_every: int = 0) -> lora.TrainResult:
+    """Inject LoRA adapters into ``model`` (in place) and train them on ``task`` with ``recipe``."""
     import torch
 
     torch.manual_seed(recipe.seed)
     lora.inject_lora(model, targets=recipe.targets, r=recipe.r, alpha=recipe.alpha)
     data = lora.batches(tokenizer, examples(task, "train"), recipe.batch_size, seed=recipe.seed)
     return lora.train(model, data, steps=recipe.steps, lr=recipe.lr, log_every=log_every)
+
+
+TRAINING_LOG = "training.json"
+
+
+def save_training_log(result: lora.TrainResult, recipe: Recipe, path: Path) -> None:
+    """The recipe and the loss of every step, beside the adapter (lesson 12 plots the shipped ones)."""
+    from .paths import atomic_write_text
+
+    log = {"recipe": asdict(recipe), "losses": [round(x, 6) for x in result.losses], "seconds": round(result.seconds, 1)}
+    atomic_write_text(path, json.dumps(log, indent=1) + "\n")
+
+
+def training_log(adapter: str | os.PathLike) -> dict[str, Any]:
+    """The ``training.json`` written beside an adapter when it was trained: ``recipe``, ``losses``, ``seconds``."""
+    path = Path(adapter) / TRAINING_LOG
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"no readable training log at {path} ({err})", fix="train the adapter again (specialist(..., retrain=True))") from None
 
 
 def save_model(model: Any, tokenizer: Any, folder: str | os.PathLike) -> Path:
