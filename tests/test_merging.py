@@ -292,8 +292,6 @@ def test_shipped_adapters_are_found_for_the_bundled_model_and_fit_the_data(hf_mo
         # data/make_merging_adapters.py must be run again whenever the data file or the default recipe changes
         shipped = specialists.adapter_dir(task, specialists.Recipe(), base_id, specialists.shipped_dir())
         assert (shipped / lora.ADAPTER_WEIGHTS).is_file(), f"no shipped {task} adapter for the current data and recipe"
-        log = specialists.training_log(shipped)
-        assert log["recipe"]["steps"] == specialists.Recipe().steps == len(log["losses"])
     # an empty cache: the shipped adapter is loaded, nothing is trained or written
     got = specialists.specialist("units", model, tokenizer, cache_dir=tmp_path)
     assert got.shipped and not got.trained_now and not any(tmp_path.iterdir())

@@ -291,8 +291,11 @@ def check_merge_target(build_merge: Callable[..., Any], model: Any, tokenizer: A
         base_em = {t: specialists.score(model, tokenizer, items[t], t).em for t in items}
         spec_em = {t: specialists.score(merging.model_with(model, fine[t]), tokenizer, items[t], t).em for t in items}
         yours, ems = kept({k: v.float() for k, v in got.items()})
-        taus = [merging.task_vector(fine[t], base) for t in items]
-        reference, _ = kept(merging.task_arithmetic(base, taus, REFERENCE_LAMBDAS))
+        if all(abs(a - b) < 1e-6 for a, b in zip(lambdas, REFERENCE_LAMBDAS, strict=True)):
+            reference = yours  # the same merge: no need to score it twice
+        else:
+            taus = [merging.task_vector(fine[t], base) for t in items]
+            reference, _ = kept(merging.task_arithmetic(base, taus, REFERENCE_LAMBDAS))
         report = (f"your merge (lambdas ≈ {lambdas[0]:.2f}, {lambdas[1]:.2f}) keeps {yours:.0%} of the weaker skill "
                   f"(dates {ems['dates']:.0%}, units {ems['units']:.0%} exact match on {n_items} held-out prompts each; "
                   f"specialists {spec_em['dates']:.0%} / {spec_em['units']:.0%}, base {base_em['dates']:.0%} / {base_em['units']:.0%}); "
