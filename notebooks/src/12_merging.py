@@ -18,7 +18,7 @@
 # **Prerequisites:** lesson 08 (LoRA fine-tuning, merging an adapter, GGUF export). Lesson 09 (standard errors)
 # helps.
 #
-# **Run time:** about 90 seconds on a 2-core CPU, also on the first run. The two specialists' LoRA adapters
+# **Run time:** about 2 minutes on a 2-core CPU, also on the first run. The two specialists' LoRA adapters
 # (2 × 40 training steps, a few minutes) ship with the course in `data/merging_adapters/`, made by
 # `data/make_merging_adapters.py`; this lesson trains a few steps of the same recipe itself, to show it is the same
 # training as lesson 08. `RETRAIN = True` trains both specialists from scratch (cached in `COURSE_CACHE`, a few
@@ -101,7 +101,7 @@ for task, s in spec.items():
     how = (f"trained now in {s.train_result.seconds:.0f} s" if s.trained_now
            else "shipped with the course" if s.shipped else "loaded from the cache")
     print(f"{task:6} specialist: {how} ({s.adapter_dir.name})")
-record("specialists ready", time.perf_counter() - started, note="seconds (training only with RETRAIN or another model)", fmt=".1f")
+_ = record("specialists ready", time.perf_counter() - started, note="seconds (training only with RETRAIN or another model)", fmt=".1f")
 
 # %% [markdown]
 # To see that nothing is hidden in those files, run the start of the same training here: the units recipe for
@@ -394,14 +394,14 @@ display(Markdown("\n".join(lines)))
 # ## 7. The same with mergekit
 #
 # **mergekit** (Goddard et al. 2024, "Arcee's MergeKit: A Toolkit for Merging Large Language Models",
-# `pip install mergekit`) is the tool behind most merged models on the Hugging Face Hub. It reads a YAML config and
+# `pip install mergekit`) is a widely used open-source merging toolkit (its paper describes it). It reads a YAML config and
 # merges model folders tensor by tensor, out of core, so it also merges models larger than RAM. It needs the
-# specialists on disk (cached next to the adapters):
+# specialists on disk as model folders (saved once in the course cache, 0.5 GB each):
 
 # %%
 folders = {}
 for task in TASKS:
-    folder = spec[task].adapter_dir.with_name(spec[task].adapter_dir.name + "-hf")
+    folder = OUT / f"specialist-{spec[task].adapter_dir.name}"  # the key names the adapter: a new one, a new folder
     folders[task] = folder if (folder / "config.json").is_file() else specialists.save_model(spec[task].model, tokenizer, folder)
 LAMBDA_MK = 1.0
 config = merging.mergekit_yaml(hf_model_dir(MODEL), {str(folders[t]): LAMBDA_MK for t in TASKS})
@@ -438,7 +438,7 @@ del theirs, ours
 winner = merging.model_with(base, builders[best]())
 gguf_path = export.export_gguf(winner, OUT / f"smollm2-merged-{OUTTYPE}.gguf", outtype=OUTTYPE,
                                tokenizer_gguf=MODEL if str(MODEL).endswith(".gguf") else None, name="SmolLM2-135M dates+units merge")
-record("GGUF size", gguf_path.stat().st_size / 1e6, note=f"MB, {OUTTYPE}, {best}", fmt=".0f")
+_ = record("GGUF size", gguf_path.stat().st_size / 1e6, note=f"MB, {OUTTYPE}, {best}", fmt=".0f")
 
 # %%
 N_SERVED = min(8, N_HELDOUT)
@@ -542,8 +542,9 @@ del deeper
 
 # %% [markdown]
 # The same stack, built by hand (`merging.stack_layers`): 40 layers, more parameters, and a *higher* perplexity than
-# the model it was cut from. Without training after stacking, layers 10–19 now receive inputs they never saw. Some
-# published frankenmerges score well on leaderboards; measure one on your own task before you trust it.
+# the model it was cut from (asserted). Without training after stacking, layers 10–19 now receive inputs they never
+# saw. SOLAR's authors repaired exactly this with continued pre-training; a frankenmerge published without it should
+# be measured on your own task before you trust it.
 
 # %% [markdown]
 # ## Summary
