@@ -81,13 +81,14 @@ def load_adapter(model: nn.Module, folder: str | os.PathLike) -> list[str]:
 
     Reads folders written by :func:`save_adapter` or by ``peft``'s ``save_pretrained``.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
     try:
         config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
         tensors = load_file(str(folder / ADAPTER_WEIGHTS))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a damaged weights file
         raise DataError(f"no readable LoRA adapter in {folder} ({err})", fix="pass a folder written by save_adapter() or peft's save_pretrained()") from None
     if config.get("peft_type") != "LORA":
         raise DataError(f"{folder} holds a {config.get('peft_type')!r} adapter, not LoRA", fix="pass a LoRA adapter folder")
