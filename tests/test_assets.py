@@ -83,3 +83,31 @@ def test_real_conversion_round_trip(hf_model):
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     assert tokenizer.chat_template and "<|im_start|>" in tokenizer.chat_template
     assert "quantization_config" not in model.config.to_dict()
+
+
+def test_is_bundled_model_tells_smollm2_from_other_models(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSE_MODEL", raising=False)
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    assert assets.is_bundled_model() and assets.is_bundled_model(None)
+    assert assets.is_bundled_model(assets.smollm2_gguf()) and assets.is_bundled_model(str(assets.smollm2_gguf()))
+    conversion = tmp_path / "cache" / "hf" / f"{assets.smollm2_gguf().stem}-0123456789"
+    conversion.mkdir(parents=True)
+    assert assets.is_bundled_model(conversion)  # the cached fp32 copy is the same model
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF")
+    assert not assets.is_bundled_model(other)
+    assert not assets.is_bundled_model("HuggingFaceTB/SmolLM2-1.7B-Instruct")
+    assert not assets.is_bundled_model(tmp_path)  # a folder that is not the conversion
+    monkeypatch.setenv("COURSE_MODEL", str(other))  # the learner's own model, chosen by the environment
+    assert not assets.is_bundled_model()
+    assert assets.is_bundled_model(assets.smollm2_gguf())  # an explicit model wins over COURSE_MODEL
+
+
+def test_bundled_model_check_says_why_it_skips(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("COURSE_MODEL", raising=False)
+    assert assets.bundled_model_check(None, "the answer names Berlin") is True
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("COURSE_MODEL", str(tmp_path / "mine.gguf"))
+    assert assets.bundled_model_check(None, "the answer names Berlin") is False
+    said = capsys.readouterr().out
+    assert "check skipped (the answer names Berlin)" in said and "mine.gguf" in said

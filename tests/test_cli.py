@@ -59,6 +59,18 @@ def test_run_writes_outputs_report_and_records(tmp_path):
     assert "**FAILED**" in report and "broken on purpose" in report
 
 
+def test_run_into_a_relative_out_folder(tmp_path, monkeypatch):
+    """`course run 01 --out build/x` from the project root: the notebook runs in its own folder, so a relative
+    out folder must not be resolved from there (its records file was looked for in the wrong place)."""
+    (tmp_path / "lessons").mkdir()
+    ok = make_notebook(tmp_path / "lessons" / "98_ok.ipynb", "from course_utils import record\nrecord('doubled', N * 2)")
+    monkeypatch.chdir(tmp_path)
+    runs = runner.run_notebooks([ok], Path("build/out"), parameters={"N": 21}, progress=False)
+    assert runs[0].status == "ok", runs[0].error
+    assert runs[0].records == [{"key": "doubled", "value": "42", "note": ""}]
+    assert (tmp_path / "build" / "out" / "98_ok.ipynb").is_file()
+
+
 def test_run_command_exit_code_reflects_failures(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "pyproject.toml").write_text("")

@@ -96,3 +96,36 @@ def test_openai_names_a_model_the_server_lacks():
 
     with pytest.raises(ModelNotFound, match="'nope'.*Fix: use model='a'"):
         choose_served_model("nope", "/models/x.gguf", ["a", "b"])
+
+
+def test_backend_with_keeps_a_capable_backend(llamacpp, capsys):
+    from course_utils.backends import backend_with
+
+    assert backend_with("json_schema", llamacpp) is llamacpp and backend_with("seeded_sampling", llamacpp) is llamacpp
+    assert capsys.readouterr().out == ""
+
+
+def test_backend_with_hands_over_what_gpt4all_lacks_and_says_why(gpt4all_backend, capsys):
+    from course_utils.backends import backend_with
+
+    assert not gpt4all_backend.supports_json_schema and not gpt4all_backend.supports_seeded_sampling
+    with pytest.raises(InvalidOption):  # why a fallback is needed: GPT4All refuses both
+        gpt4all_backend.chat([{"role": "user", "content": "Hi"}], max_tokens=4, json_schema={"type": "object"})
+    with pytest.raises(InvalidOption):
+        gpt4all_backend.complete("Once", max_tokens=4, temperature=0.9, seed=1)
+    for capability in ("json_schema", "seeded_sampling"):
+        with backend_with(capability, gpt4all_backend) as other:
+            assert other is not gpt4all_backend and other.name == "llamacpp"
+            said = capsys.readouterr().out
+            assert said.startswith("the gpt4all backend cannot") and "uses llamacpp instead" in said
+            if capability == "json_schema":
+                assert other.chat([{"role": "user", "content": "Name a colour."}], max_tokens=24, json_schema={"type": "object"}).text.startswith("{")
+            else:
+                assert len({other.complete("Once", max_tokens=6, temperature=0.9, seed=3).text for _ in range(2)}) == 1
+
+
+def test_backend_with_rejects_an_unknown_capability(llamacpp):
+    from course_utils.backends import backend_with
+
+    with pytest.raises(InvalidOption, match="Fix:"):
+        backend_with("telepathy", llamacpp)

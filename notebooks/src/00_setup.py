@@ -32,6 +32,7 @@ MAX_TOKENS = 48
 
 # %%
 from course_utils import get_backend, record, setup_notebook
+from course_utils.assets import bundled_model_check
 
 cfg = setup_notebook(seed=SEED)
 
@@ -79,7 +80,7 @@ llm.info()
 question = [{"role": "user", "content": "What is the capital of Germany?"}]
 reply = llm.chat(question, max_tokens=MAX_TOKENS)
 print(reply.text)
-if MODEL is None:
+if bundled_model_check(MODEL, "SmolLM2 answers Berlin"):
     assert "Berlin" in reply.text
 
 # %% [markdown]
@@ -141,13 +142,20 @@ print("stream == non-stream:", whole.text == streamed.text)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+from course_utils.backends import backend_with
+
+sampler = backend_with("seeded_sampling", llm, model=MODEL)  # llm itself, or llama.cpp if llm cannot seed (GPT4All)
 story = "Once upon a time"
+seeded = {}
 for seed in (1, 1, 2):
-    text = llm.complete(story, max_tokens=16, temperature=0.9, seed=seed).text
+    seeded.setdefault(seed, []).append(text := sampler.complete(story, max_tokens=16, temperature=0.9, seed=seed).text)
     print(f"seed {seed}: {story}{text}")
+assert len(set(seeded[1])) == 1  # the same seed, the same sample
+if sampler is not llm:
+    sampler.close()
 
 # %% [markdown]
-# The two `seed 1` lines are identical; `seed 2` took another path. `complete()` continues raw text without
+# The two `seed 1` lines are identical (asserted); `seed 2` took another path. `complete()` continues raw text without
 # the chat template. `stop` ends the output at a string of your choice:
 
 # %%

@@ -50,7 +50,8 @@ import pandas as pd
 import torch
 
 from course_utils import ContextOverflow, sampling
-from course_utils.backends import GenerationOptions
+from course_utils.assets import bundled_model_check
+from course_utils.backends import GenerationOptions, backend_with
 from course_utils.plots import labelled
 from course_utils.prompting import (
     STEP_BY_STEP,
@@ -268,7 +269,7 @@ def first_token(backend, **options) -> int:
 greedy_first = {name: first_token(b, temperature=0.0) for name, b in backends.items()}
 print({name: (token, hf.detokenize([token])) for name, token in greedy_first.items()}, "| argmax:", int(logits.argmax()))
 assert greedy_first["transformers"] == int(logits.argmax())
-if MODEL is None:
+if bundled_model_check(MODEL, "both backends pick the same first token"):
     assert len(set(greedy_first.values())) == 1  # llama.cpp's arithmetic differs, but the top token leads clearly (0.45 vs 0.23)
 
 # %% [markdown]
@@ -279,7 +280,8 @@ rows = []
 for backend in backends.values():
     greedy = backend.complete(PROMPT, max_tokens=8).text
     for t in (0.7, 1.5):
-        sampled = backend.complete(PROMPT, max_tokens=8, temperature=t, top_k=1, seed=SEED).text
+        seed = SEED if backend.supports_seeded_sampling else None  # GPT4All's sampler takes no seed (and needs none here)
+        sampled = backend.complete(PROMPT, max_tokens=8, temperature=t, top_k=1, seed=seed).text
         rows.append({"backend": backend.name, "temperature": t, "top_k=1 text": sampled, "same as greedy": sampled == greedy})
 top1 = pd.DataFrame(rows)
 assert top1["same as greedy"].all()
@@ -345,7 +347,8 @@ def distinct_2(texts: list[str]) -> float:
     return len(set(pairs)) / max(1, len(pairs))
 
 
-samples = {t: [llm.complete(PROMPT, max_tokens=SAMPLE_TOKENS, temperature=t, seed=SEED + i).text for i in range(N_SAMPLES)]
+sampler = backend_with("seeded_sampling", llm, model=MODEL)  # llm, or llama.cpp if llm cannot seed its sampler (GPT4All)
+samples = {t: [sampler.complete(PROMPT, max_tokens=SAMPLE_TOKENS, temperature=t, seed=SEED + i).text for i in range(N_SAMPLES)]
            for t in TEMPERATURES}
 diversity = pd.DataFrame({"distinct continuations": [len(set(s)) for s in samples.values()],
                           "distinct-2": [round(distinct_2(s), 3) for s in samples.values()]}, index=pd.Index(TEMPERATURES, name="T"))
@@ -368,7 +371,7 @@ ax.plot(diversity.index, diversity["distinct-2"], marker="o", label="distinct-2 
 ax.plot(diversity.index, diversity["distinct continuations"] / N_SAMPLES, marker="s", label=f"distinct continuations / {N_SAMPLES}")
 ax.set_ylim(0, 1.05)
 ax.legend()
-labelled(ax, f"{N_SAMPLES} samples of {SAMPLE_TOKENS} tokens per temperature ({llm.name})", "temperature T", "diversity (fraction, 0 to 1)")
+labelled(ax, f"{N_SAMPLES} samples of {SAMPLE_TOKENS} tokens per temperature ({sampler.name})", "temperature T", "diversity (fraction, 0 to 1)")
 plt.show()
 assert diversity["distinct-2"].iloc[-1] > diversity["distinct-2"].iloc[0]
 record(f"distinct-2 at T={TEMPERATURES[0]}", diversity["distinct-2"].iloc[0], note=f"{N_SAMPLES} samples x {SAMPLE_TOKENS} tokens")
@@ -513,7 +516,7 @@ print("\n'6' in the direct answer:", "6" in direct, "| '6' in the step-by-step a
 # match the schema.
 
 # %%
-cpp = llm if llm.supports_json_schema else get_backend("llamacpp", model=MODEL)
+cpp = backend_with("json_schema", llm, model=MODEL)  # llm, or llama.cpp if llm has no grammar (GPT4All)
 schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "city": {"type": "string"}},
           "required": ["name", "age", "city"]}
 sentences = ["Maria is 34 and lives in Lisbon.", "Tom, 27, moved to Berlin last year."]
@@ -545,8 +548,9 @@ json.loads(structured["with grammar"][0])  # a real Python dict
 # %% [markdown]
 # Asked nicely, the model writes JSON-looking text, but wraps or trails it with Markdown fences (```` ``` ````),
 # so `json.loads` fails. With the grammar every answer parses and matches the schema (asserted). The grammar
-# forces the *format*, not the truth: a wrong age would still be a valid integer. The transformers backend
-# refuses `json_schema=` with a clear error rather than silently ignoring it.
+# forces the *format*, not the truth: a wrong age would still be a valid integer. The transformers backend masks
+# the logits the same way, with the llguidance library; GPT4All has no grammar and refuses `json_schema=` with a
+# clear error rather than silently ignoring it, so with `BACKEND="gpt4all"` this cell runs on llama.cpp (and says so).
 #
 # ## 12. The context limit
 #
@@ -612,7 +616,7 @@ record("tokens after truncate_oldest", int(fitting.loc["truncate_oldest", "promp
 #   Fitting the context is necessary, not sufficient.
 
 # %%
-for backend in {id(b): b for b in (small, cpp, hf, llm)}.values():
+for backend in {id(b): b for b in (small, cpp, sampler, hf, llm)}.values():
     backend.close()
 
 # %% [markdown]

@@ -331,11 +331,12 @@ for name in ran.index:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from course_utils.assets import bundled_model_check
 from course_utils.serving import KNOWN_SHAPES, gguf_shape, kv_cache_bytes_per_token
 
 shape = gguf_shape(MODEL)
 print(shape)
-if MODEL is None:
+if bundled_model_check(MODEL, "SmolLM2 uses grouped-query attention"):
     assert shape["n_kv_heads"] < shape["n_heads"]  # grouped-query attention: 3 KV heads serve 9 query heads
 
 # %%

@@ -53,7 +53,7 @@ from torch import nn
 
 from course_utils import evaluation as ev
 from course_utils import quant
-from course_utils.assets import load_hf_model, resolve_gguf, smollm2_gguf
+from course_utils.assets import is_bundled_model, load_hf_model, resolve_gguf, smollm2_gguf
 from course_utils.evaldata import boolq_passages
 from course_utils.plots import labelled
 
@@ -217,7 +217,8 @@ print(f"distinct values per block of 32: max {distinct.max().item()}, mean {dist
       f"  (random fp32 numbers: {min(len(torch.unique(b)) for b in random_blocks)})")
 regrid = quant.quantize(W, bits=4, scheme="minmax", group_size=32)  # Q4_1's own recipe
 print("int4 min-max, groups of 32: max error", quant.quantization_error(W, regrid)["max_abs"])
-GGUF = resolve_gguf(MODEL) if MODEL is None or str(MODEL).endswith(".gguf") else None
+CHOSEN = MODEL if MODEL is not None else cfg.model  # the parameter, else COURSE_MODEL (None = the bundled GGUF)
+GGUF = resolve_gguf(CHOSEN) if CHOSEN is None or str(CHOSEN).endswith(".gguf") else None
 ON_Q4_1_GRID = bool(distinct.max() <= 16)
 if GGUF is not None and quant.gguf_metadata(GGUF).get("general.file_type") == 3:  # 3 = mostly Q4_1
     assert ON_Q4_1_GRID and torch.equal(quant.dequantize(regrid), W)
@@ -427,7 +428,7 @@ print("values:", np.round(mine[:8], 5), "...")
 reference = quant.gguf_dequantize(Q4_NAME, GGUF_FILE).reshape(-1)[:32]  # the gguf library
 assert np.array_equal(mine, reference)
 assert np.array_equal(np.array(quant.dequantize_q4_1_block(raw), dtype=np.float32), reference)
-if MODEL is None and Q4_NAME == "blk.0.ffn_down.weight":  # the transformers model holds the very same numbers
+if is_bundled_model(MODEL) and Q4_NAME == "blk.0.ffn_down.weight":  # the transformers model holds the very same numbers
     assert np.array_equal(model.model.layers[0].mlp.down_proj.weight[0, :32].detach().numpy(), reference)
 print("hand-made de-quantization == gguf library, bit for bit")
 

@@ -257,7 +257,7 @@ assert whole @ head > 0.99 > whole @ tail
 # `mean_pooled_hidden_states` does exactly what we did for MiniLM, for every layer at once.
 
 # %%
-from course_utils.assets import load_hf_model
+from course_utils.assets import bundled_model_check, load_hf_model
 from course_utils.embeddings import mean_pooled_hidden_states
 
 chat_model, chat_tokenizer = load_hf_model(MODEL)
@@ -278,7 +278,8 @@ best_layer = int(np.argmax(layer_recall))
 print("recall@1 by layer:", np.round(layer_recall, 2))
 print(f"best layer {best_layer}: {layer_recall[best_layer]:.2f} | last layer: {layer_recall[-1]:.2f} | MiniLM: {recall(minilm_ranks, 1):.2f}")
 record("chat-model mean pooling recall@1", layer_recall[-1], note=f"last layer; best layer {best_layer}: {layer_recall[best_layer]:.2f}", fmt=".2f")
-assert max(layer_recall) < recall(minilm_ranks, 1), "MiniLM should beat every layer of the chat model"
+if bundled_model_check(MODEL, "MiniLM beats every layer of SmolLM2 at retrieval"):
+    assert max(layer_recall) < recall(minilm_ranks, 1), "MiniLM should beat every layer of the chat model"
 
 # %%
 from course_utils.plots import labelled
@@ -309,7 +310,8 @@ def mean_cosine_between_different_texts(vectors):
 chat_last = states[-1, : len(texts)]
 print(f"average cosine between two different sentences: SmolLM2 last layer {mean_cosine_between_different_texts(chat_last):.2f}, "
       f"MiniLM {mean_cosine_between_different_texts(sentence_vectors):.2f}")
-assert mean_cosine_between_different_texts(chat_last) > mean_cosine_between_different_texts(sentence_vectors) + 0.3
+if bundled_model_check(MODEL, "SmolLM2's last layer makes unrelated sentences look alike"):
+    assert mean_cosine_between_different_texts(chat_last) > mean_cosine_between_different_texts(sentence_vectors) + 0.3
 
 # %% [markdown]
 # In the chat model's space *every* pair of sentences points in nearly the same direction, so the small

@@ -35,6 +35,7 @@ BACKEND = "auto"
 MODEL = None  # None = the bundled SmolLM2-135M-Instruct; try a bigger GGUF with COURSE_MODEL
 SEED = 0
 N_TASKS = 6  # agent tasks measured (of 30; the first six cover the three tools twice)
+N_TASKS_SLOW = 3  # on the transformers backend (fp32 PyTorch decodes several times slower than llama.cpp): each tool once
 MAX_STEPS = 2  # model calls per question: a tool call, then the answer (the last step may only answer)
 FULL = False  # True: all 30 tasks
 
@@ -156,16 +157,18 @@ print(sandbox.describe())
 
 # %%
 from course_utils.agents import Agent, BackendPolicy, step_schema
+from course_utils.backends import backend_with
 
+grammar_llm = backend_with("json_schema", llm, model=MODEL)  # llm, or llama.cpp if llm has no grammar (GPT4All)
 tools = [make_tool(calculate), search, python]
-agent = Agent(BackendPolicy(llm, grammar=True), tools, max_steps=MAX_STEPS)
+agent = Agent(BackendPolicy(grammar_llm, grammar=True), tools, max_steps=MAX_STEPS)
 print(agent.system_prompt)
-print("\nprompt tokens:", llm.count_tokens(agent.system_prompt))
+print("\nprompt tokens:", grammar_llm.count_tokens(agent.system_prompt))
 
 # %% [markdown]
 # Ask the model for the first step of "What is 17 times 23?", once with free text and once with the output forced
 # to match `step_schema(tools)`: an `anyOf` with one branch per tool that fixes the tool's name *and* its argument
-# schema together, plus a `final_answer` branch. llama.cpp turns the schema into a grammar and, at every token,
+# schema together, plus a `final_answer` branch. llama.cpp (or, on the transformers backend, llguidance) turns the schema into a grammar and, at every token,
 # masks the tokens that would break it.
 
 # %%
@@ -173,8 +176,8 @@ print("\nprompt tokens:", llm.count_tokens(agent.system_prompt))
 from course_utils.agents import parse_step
 
 messages = [{"role": "system", "content": agent.system_prompt}, {"role": "user", "content": "What is 17 times 23?"}]
-free = llm.chat(messages, max_tokens=80, temperature=0.0)
-forced = llm.chat(messages, max_tokens=160, temperature=0.0, json_schema=agent.schema)
+free = grammar_llm.chat(messages, max_tokens=80, temperature=0.0)
+forced = grammar_llm.chat(messages, max_tokens=160, temperature=0.0, json_schema=agent.schema)
 for label, reply in [("free text", free), ("grammar", forced)]:
     try:
         call = parse_step(reply.text)
@@ -248,17 +251,15 @@ assert broken.stopped == "step_limit" and broken.answer is None and len(broken.e
 
 # %%
 from course_utils.agents import evaluate_agent, load_tasks, summarize
-from course_utils.errors import InvalidOption
 
 tasks = load_tasks()
-subset = tasks if FULL else tasks[:N_TASKS]
-try:  # transformers and GPT4All cannot constrain decoding to a schema
-    llm.chat(messages[-1:], max_tokens=2, json_schema={"type": "object"})
-    modes = {"grammar": True, "free text": False}
-except InvalidOption as err:
-    print("no grammar on this backend:", err)
-    modes = {"free text": False}
-print(f"{len(subset)} tasks:", sorted({t["tool"] for t in subset}))
+slow = grammar_llm.name == "transformers"
+subset = tasks if FULL else tasks[: N_TASKS_SLOW if slow else N_TASKS]
+if slow and not FULL:
+    print(f"transformers decoded {free.timings.tokens_per_s:.0f} tokens/s in section 3 (fp32 weights; llama.cpp's 4-bit kernels are "
+          f"several times faster): measuring {len(subset)} tasks, not {N_TASKS}, to keep the lesson's run time")
+modes = {"grammar": True, "free text": False}  # both on grammar_llm, so only the grammar differs
+print(f"{len(subset)} tasks:", sorted({t["tool"] for t in subset}), "| backend:", grammar_llm.name)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -269,7 +270,7 @@ import pandas as pd
 results, rows = {}, {}
 for mode, grammar in modes.items():
     started = time.perf_counter()
-    results[mode] = evaluate_agent(Agent(BackendPolicy(llm, grammar=grammar), tools, max_steps=MAX_STEPS), subset)
+    results[mode] = evaluate_agent(Agent(BackendPolicy(grammar_llm, grammar=grammar), tools, max_steps=MAX_STEPS), subset)
     rows[mode] = summarize(results[mode]) | {"seconds": time.perf_counter() - started}
 scores = pd.DataFrame(rows).T
 scores.round(2)
@@ -293,9 +294,8 @@ ax.set_ylim(0, 1.05)
 plt.tight_layout()
 
 # %%
-if "grammar" in scores.index:
-    assert scores.loc["grammar", "parseable call"] >= scores.loc["free text", "parseable call"]
-    assert scores.loc["grammar", "valid arguments"] >= scores.loc["free text", "valid arguments"]
+assert scores.loc["grammar", "parseable call"] >= scores.loc["free text", "parseable call"]
+assert scores.loc["grammar", "valid arguments"] >= scores.loc["free text", "valid arguments"]
 for mode in scores.index:
     for metric in metrics:
         _ = record(f"agent {metric} ({mode})", round(float(scores.loc[mode, metric]), 2), note=f"{len(subset)} tasks, {llm.info().model}")
@@ -488,7 +488,7 @@ from course_utils.guard import GUARD_POLICY, guard_model_check
 print(GUARD_POLICY)
 by_id = {e["id"]: e for e in inputs}
 for e in [by_id["safe-01"], by_id["harm-01"], by_id["inj-01"]]:
-    verdict = guard_model_check(llm, e["text"])
+    verdict = guard_model_check(grammar_llm, e["text"])  # the backend with a grammar: the verdict is forced into GUARD_SCHEMA
     print(f"{e['label']:8} unsafe={verdict.unsafe!s:5} {verdict.category[:20]!r:24} {e['text'][:60]!r}")
 
 # %%
@@ -502,6 +502,8 @@ assert verdict.unsafe in (True, False)  # the grammar guarantees a readable verd
 # from *your* application: a guard that blocks 10% of honest users is a bug too.
 
 # %%
+if grammar_llm is not llm:
+    grammar_llm.close()
 llm.close()
 store.close()
 store_dir.cleanup()

@@ -36,6 +36,7 @@ FULL = False  # True: 40 passages for a steadier pass rate (about 3 minutes more
 
 # %%
 from course_utils import get_backend, record, setup_notebook
+from course_utils.assets import bundled_model_check
 
 cfg = setup_notebook(seed=SEED)
 backend = get_backend(BACKEND, model=MODEL)
@@ -67,7 +68,9 @@ for t, text in stamps:
 
 # %%
 reply = "".join(text for _, text in stamps)
-assert reply == result.text and "Berlin" in reply
+assert reply == result.text  # the pieces add up to the whole reply
+if bundled_model_check(MODEL, "SmolLM2 answers Berlin"):
+    assert "Berlin" in reply
 ttft, tpot = stamps[0][0], (stamps[-1][0] - stamps[0][0]) / max(1, len(stamps) - 1)
 print(f"TTFT {ttft * 1000:.0f} ms, TPOT {tpot * 1000:.1f} ms; the backend measured TTFT {result.timings.ttft_s * 1000:.0f} ms")
 
@@ -93,7 +96,9 @@ for history, status, _ in updates[:4] + updates[-1:]:
 
 # %%
 final_history, final_status, _ = updates[-1]
-assert len(updates) >= 3 and "Berlin" in final_history[-1]["content"]
+assert len(updates) >= 3
+if bundled_model_check(MODEL, "SmolLM2 answers Berlin"):
+    assert "Berlin" in final_history[-1]["content"]
 assert app.last.text == result.text  # the app streams exactly what a plain greedy call returns
 print(f"{len(updates)} UI updates for {app.last.tokens} tokens; status line: {final_status}")
 
@@ -259,7 +264,9 @@ with launch_app(backend, documents=notes, voice=False) as handle:
 # %%
 import socket
 
-assert "Berlin" in message_text(api_history[-1]["content"]) and partial_states >= 3
+assert partial_states >= 3
+if bundled_model_check(MODEL, "SmolLM2 answers Berlin"):
+    assert "Berlin" in message_text(api_history[-1]["content"])
 with socket.socket() as s:
     assert s.connect_ex(("127.0.0.1", port)) != 0, "the port must be free after close()"
 print("stopped: nothing listens on port", port, "any more")
@@ -276,8 +283,15 @@ print("stopped: nothing listens on port", port, "any more")
 # ## 6. Synthetic data: the model writes a data set
 #
 # A local model can also *produce* data: questions and answers about your documents, to test a RAG system or
-# to fine-tune a model. We ask for JSON and force it with a **JSON schema**: llama.cpp turns the schema into
-# a grammar and only lets the model pick tokens that keep the output valid (lesson 03's constrained decoding).
+# to fine-tune a model. We ask for JSON and force it with a **JSON schema**: llama.cpp (or, on the transformers
+# backend, llguidance) turns the schema into a grammar and only lets the model pick tokens that keep the output
+# valid (lesson 03's constrained decoding). A backend without a grammar (GPT4All) hands this section to llama.cpp.
+
+# %%
+from course_utils.backends import backend_with
+
+generator = backend_with("json_schema", backend, model=MODEL)  # backend, or llama.cpp if it has no grammar
+print("synthetic data from:", generator.name)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -301,7 +315,7 @@ from course_utils.synth import generate_qa, short_passage
 n_passages = 40 if FULL else N_PASSAGES
 passages = [short_passage(p) for p in boolq_passages(n_passages)]
 started = time.perf_counter()
-free_records = generate_qa(backend, passages, max_tokens=96)
+free_records = generate_qa(generator, passages, max_tokens=96)
 print(f"{len(free_records)} records in {time.perf_counter() - started:.1f} s")
 for r in free_records[:4]:
     print(r["raw"])
@@ -359,7 +373,7 @@ print(spans_schema(example)["properties"]["answer"])
 # %%
 # NBVAL_IGNORE_OUTPUT
 started = time.perf_counter()
-span_records = generate_qa(backend, passages, max_tokens=96, strategy="spans")
+span_records = generate_qa(generator, passages, max_tokens=96, strategy="spans")
 print(f"{len(span_records)} records in {time.perf_counter() - started:.1f} s")
 span_report = clean(span_records)
 print(span_report.summary())

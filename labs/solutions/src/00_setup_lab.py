@@ -22,6 +22,7 @@ SEED = 0
 
 # %%
 from course_utils import get_backend, setup_notebook
+from course_utils.backends import backend_with
 from course_utils.checks.setup import check_ask, check_join_stream, check_reproducible, check_tpot
 
 cfg = setup_notebook(seed=SEED)
@@ -89,7 +90,10 @@ def sample_twice(backend) -> tuple[str, str]:
     return first, second
 
 
-check_reproducible(sample_twice, llm)
+sampler = backend_with("seeded_sampling", llm, model=MODEL)  # llm, or llama.cpp if llm cannot seed (GPT4All)
+check_reproducible(sample_twice, sampler)
 
 # %%
+if sampler is not llm:
+    sampler.close()
 llm.close()

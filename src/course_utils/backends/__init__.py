@@ -37,8 +37,14 @@ AUTO_ORDER = ("llamacpp", "transformers")
 
 __all__ = [
     "Backend", "BackendInfo", "GenerationOptions", "GenerationResult", "LocalBackend", "StreamChunk",
-    "available_backends", "collect", "get_backend",
+    "available_backends", "backend_with", "collect", "get_backend",
 ]
+
+# capability -> what it lets a lesson do (the backend attribute is ``supports_<capability>``)
+CAPABILITIES = {
+    "json_schema": "constrain output to a JSON schema (a grammar)",
+    "seeded_sampling": "repeat a seeded sample (its sampler takes no seed)",
+}
 
 
 def available_backends() -> list[str]:
@@ -78,3 +84,25 @@ def _first_that_works(model: str | None, **kwargs: Any) -> Backend:
         except CourseError as err:
             reasons.append(f"{candidate}: {err}")
     raise BackendUnavailable("no backend could start (" + "; ".join(reasons) + ")", fix="run `course doctor` to see what is missing")
+
+
+def backend_with(capability: str, backend: Backend, model: str | None = None, fallback: str = "llamacpp", **kwargs: Any) -> Backend:
+    """``backend`` itself if it has ``capability`` (see CAPABILITIES), else a new ``fallback`` backend.
+
+    When it falls back it prints one line saying why, so a lesson run with, say, COURSE_BACKEND=gpt4all
+    still shows the cell's point instead of failing. Close the returned backend when it is not ``backend``.
+
+    >>> class NoGrammar:
+    ...     name, supports_json_schema = "gpt4all", False
+    >>> backend_with("json_schema", NoGrammar(), fallback="nonesuch")
+    Traceback (most recent call last):
+    ...
+    course_utils.errors.InvalidOption: unknown backend 'nonesuch'. Fix: use one of: auto, llamacpp, transformers, gpt4all, ollama, openai (or unset COURSE_BACKEND)
+    """
+    if capability not in CAPABILITIES:
+        raise InvalidOption(f"unknown capability {capability!r}", fix=f"use one of: {', '.join(CAPABILITIES)}")
+    if getattr(backend, f"supports_{capability}", False):
+        return backend
+    substitute = get_backend(fallback, model=model, **kwargs)
+    print(f"the {backend.name} backend cannot {CAPABILITIES[capability]}: this cell uses {substitute.name} instead")
+    return substitute

@@ -87,6 +87,7 @@ class Backend(ABC):
     name: str = "backend"
     model_name: str = ""
     supports_json_schema: bool = False
+    supports_seeded_sampling: bool = True  # temperature > 0 with a seed repeats the same sample
 
     def chat_stream(self, messages: Sequence[Message], **options: Any) -> Iterator[StreamChunk]:
         """Stream the assistant's reply to ``messages`` (options: see :class:`GenerationOptions`).

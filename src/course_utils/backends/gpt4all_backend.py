@@ -44,6 +44,7 @@ TEMPLATE = "%1%2"  # GPT4All's prompt template: the prompt alone (no text around
 
 class GPT4AllBackend(LocalBackend):
     name = "gpt4all"
+    supports_seeded_sampling = False  # its sampler takes no seed (see generate_ids)
 
     def __init__(self, model: str | None = None, n_ctx: int | None = None, n_threads: int | None = None, **_: Any) -> None:
         check_size("n_ctx", n_ctx), check_size("n_threads", n_threads)
