@@ -90,7 +90,8 @@ def test_is_bundled_model_tells_smollm2_from_other_models(monkeypatch, tmp_path)
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     assert assets.is_bundled_model() and assets.is_bundled_model(None)
     assert assets.is_bundled_model(assets.smollm2_gguf()) and assets.is_bundled_model(str(assets.smollm2_gguf()))
-    conversion = tmp_path / "cache" / "hf" / f"{assets.smollm2_gguf().stem}-0123456789"
+    conversion = assets.conversion_dir(assets.smollm2_gguf())  # where converted_model_dir() puts its copy
+    assert conversion.is_relative_to(tmp_path / "cache")
     conversion.mkdir(parents=True)
     assert assets.is_bundled_model(conversion)  # the cached fp32 copy is the same model
     other = tmp_path / "other.gguf"

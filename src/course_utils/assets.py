@@ -74,11 +74,8 @@ def is_bundled_model(model: str | os.PathLike | None = None) -> bool:
     path = Path(model).expanduser()
     if not path.exists():
         return False
-    bundled = smollm2_gguf().resolve()
-    if path.resolve() == bundled:
-        return True
-    # the cached conversion of the bundled GGUF: <cache>/hf/SmolLM2-135M-Instruct.Q4_1-<key>
-    return path.is_dir() and path.resolve().parent.name == "hf" and path.name.startswith(bundled.stem + "-")
+    bundled = smollm2_gguf()
+    return path.resolve() in (bundled.resolve(), conversion_dir(bundled).resolve())
 
 
 def bundled_model_check(model: str | os.PathLike | None, claim: str) -> bool:
@@ -181,12 +178,16 @@ def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", ".", "~")) or text.count("/") > 1 or os.sep != "/" and os.sep in text
 
 
+def conversion_dir(gguf: Path, cfg: Settings | None = None) -> Path:
+    """Where the cached safetensors copy of ``gguf`` lives (keyed by the file and the converter), made or not."""
+    cfg = cfg or settings()
+    key = hashlib.sha1(f"{gguf.resolve()}|{gguf.stat().st_size}|{CONVERSION_VERSION}".encode()).hexdigest()[:10]
+    return cfg.cache_dir / "hf" / f"{gguf.stem}-{key}"
+
+
 def converted_model_dir(gguf: Path, cfg: Settings | None = None) -> Path:
     """The cached safetensors copy of ``gguf``, converting it first if needed (atomic)."""
-    cfg = cfg or settings()
-    stat = gguf.stat()
-    key = hashlib.sha1(f"{gguf.resolve()}|{stat.st_size}|{CONVERSION_VERSION}".encode()).hexdigest()[:10]
-    dest = cfg.cache_dir / "hf" / f"{gguf.stem}-{key}"
+    dest = conversion_dir(gguf, cfg)
     if (dest / "config.json").is_file():
         return dest
     _check_gguf_complete(gguf)
