@@ -120,6 +120,16 @@ def test_in_place_refuses_a_busy_machine_unless_forced(tmp_path, monkeypatch):
     assert nbformat.read(nb, as_version=4).metadata["course_run"]["forced"] is True  # and the notebook says so
 
 
+def test_in_place_refuses_a_run_time_line_that_a_rewrite_would_cut_in_half(tmp_path, monkeypatch):
+    _pretend_machine(monkeypatch, QUIET)
+    nb = make_notebook(tmp_path / "98_lesson.ipynb", "print(N)",
+                       title="# 98 · Tiny\n\n**Run time:** about 2 min. The adapters\nship with the course.")
+    original = nb.read_bytes()
+    with pytest.raises(DataError, match=r"98_lesson.ipynb: .*continued by 'ship with the course.'.*Fix: .*blank line"):
+        runner.run_notebooks([nb], tmp_path / "out", in_place=True, progress=False)
+    assert nb.read_bytes() == original and not (tmp_path / "out" / "98_lesson.ipynb").exists()  # refused before running
+
+
 def test_in_place_keeps_the_original_when_the_run_fails(tmp_path, monkeypatch):
     _pretend_machine(monkeypatch, QUIET)
     nb = make_notebook(tmp_path / "98_lesson.ipynb", "1 / 0")
@@ -149,6 +159,15 @@ def test_committed_outputs_were_stored_on_a_quiet_machine(nb):
     meta = nbformat.read(nb, as_version=4).metadata.get("course_run")
     assert meta, "stored without `course run --in-place`, so nobody knows what machine made these outputs"
     assert not meta["forced"] and meta["load_1min"] <= meta["cores"], f"stored under load: {meta}"
+
+
+@pytest.mark.parametrize("nb", runner.lessons(ROOT, include_labs=True) + sorted((ROOT / "labs").glob("[0-9][0-9]_*.ipynb")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_run_time_line_is_a_paragraph_of_its_own(nb):
+    first = next(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "markdown")
+    if nb.parent.name == "notebooks":
+        assert runner.RUN_TIME_LINE.search(first), "a lesson's first cell says how long it runs (`course run --in-place` measures it)"
+    assert runner.run_time_paragraph_problem(first) is None, runner.run_time_paragraph_problem(first)
 
 
 def test_doctor_reports_working_backends():

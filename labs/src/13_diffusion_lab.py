@@ -13,7 +13,9 @@
 # input tensor in place: the caller still needs it. NumPy inside your function is fine.
 #
 # **Run time:** 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
-# the course (`data/diffusion/`), so nothing is trained here.
+#
+# The lab samples from lesson 13's denoiser, which ships trained with the course (`data/diffusion/`), so nothing is
+# trained here.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

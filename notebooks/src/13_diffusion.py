@@ -20,8 +20,10 @@
 # background needed.
 #
 # **Run time:** 41 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
-# two denoisers that ship trained with the course (`data/diffusion/`, made by `data/make_diffusion_denoisers.py`).
-# `FULL = True` trains 3× (U-Net: 5×) longer instead (several minutes, once, then cached) and judges 3× more samples.
+#
+# The lesson trains a short demonstration run itself and samples from two denoisers that ship trained with the course
+# (`data/diffusion/`, made by `data/make_diffusion_denoisers.py`). `FULL = True` trains 3× (U-Net: 5×) longer
+# instead (once, then cached) and judges 3× more samples.
 #
 # No image-generation weights can be downloaded here, so we train our own model, on the 1,797 handwritten 8×8
 # digits that ship with scikit-learn. The code lives in `src/course_utils/diffusion.py` (the maths),
@@ -90,7 +92,7 @@ fig = digits.show_grid(split.train_images[:20], [f"label {int(y)}" for y in spli
 plt.show()
 
 # %% [markdown]
-# Each image is just 64 numbers. That is what lets us train an image generator on a CPU in a minute: a 512×512
+# Each image is just 64 numbers. That is what lets us train an image generator on a CPU at all (section 3 prints how long it takes): a 512×512
 # colour photo has 786,432 numbers (section 10 shows how Stable Diffusion copes with that).
 #
 # ## 2. The forward process: ruining an image on purpose
@@ -147,11 +149,12 @@ mean_gap = (walked.mean(0) - abar.sqrt() * x0[0]).abs().max().item()
 std_gap = (walked.std(0) - (1 - abar).sqrt()).abs().max().item()
 print(f"after {t_check + 1} small steps: largest gap to the closed form, mean {mean_gap:.3f}, std {std_gap:.3f} "
       f"(closed form: mean = {abar.sqrt():.3f}·x0, std = {(1 - abar).sqrt():.3f})")
+print(f"standard error of a mean over {draws:,} draws: {(1 - abar).sqrt() / draws ** 0.5:.4f}")
 assert mean_gap < 0.05 and std_gap < 0.05
 
 # %% [markdown]
-# Within sampling error (10,000 draws give a standard error of about 0.01) the step-by-step walk and the formula
-# agree. Training will use the formula: any t, one line.
+# Within sampling error (the largest of 64 pixel gaps is a few standard errors, printed above) the step-by-step walk
+# and the formula agree. Training will use the formula: any t, one line.
 #
 # ## 3. Learning to predict the noise
 #
@@ -180,7 +183,7 @@ print(f"{sum(p.numel() for p in demo.parameters()):,} parameters, {DEMO_STEPS} s
 assert demo_losses[-1] < 0.5 * demo_losses[0]
 
 # %% [markdown]
-# The network learns fast at first. Good samples need about ten times more training, a few minutes on 2 cores, so
+# The network learns fast at first. Good samples need about ten times more training (the next cell prints how long it took), so
 # the course ships the result: `cached_denoiser` looks for the configuration's weights in `data/diffusion/`
 # (float16, trained by `data/make_diffusion_denoisers.py` with the same code), then in the course cache, and trains
 # only a configuration it finds in neither (then caches it). The folder name is a hash of everything that made the
@@ -583,6 +586,7 @@ record("UNet2DModel accuracy (DDIM 20 steps)", u["accuracy"], note=f"{int(u['ima
 display(Markdown(
     f"The U-Net saw {u['images seen in training'] / m['images seen in training']:.0%} as many training images as the MLP "
     f"(convolutions are slow on a CPU: training took {u['training seconds']:.0f} s against {m['training seconds']:.0f} s, "
+    f"{(u['training seconds'] / u['images seen in training']) / (m['training seconds'] / m['images seen in training']):.0f}× as long per image, "
     f"and sampling {u['sampling seconds'] / m['sampling seconds']:.0f}× as long) and reached {u['accuracy']:.1%} against "
     f"the MLP's {m['accuracy']:.1%} at the same settings. "
     + ("Convolutions build in that nearby pixels belong together, one reason it needs fewer examples. " if u["accuracy"] >= m["accuracy"] - 0.05 else

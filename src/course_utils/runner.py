@@ -86,6 +86,9 @@ def run_notebooks(
     import papermill as pm
     from tqdm.auto import tqdm
 
+    if in_place:
+        for path in paths:  # before anything runs: a rewrite must never leave half a paragraph behind
+            check_run_time_paragraph(path)
     out_dir = Path(out_dir).resolve()  # notebooks run in their own folder: a relative out_dir would point elsewhere there
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [NotebookRun(p, out_dir / p.name) for p in paths]
@@ -131,6 +134,34 @@ def wait_until_quiet(max_wait_s: float, poll_s: float = 5.0) -> Machine:
 
 
 RUN_TIME_LINE = re.compile(r"^\*\*Run time:\*\*.*$", re.MULTILINE)
+
+
+def run_time_paragraph_problem(markdown: str) -> str | None:
+    """Why ``course run --in-place`` cannot rewrite this first cell's run-time line, or None.
+
+    The line is replaced whole, so it must be a paragraph of its own: text that continues it on the
+    next line would be left dangling after the new sentence.
+
+    >>> run_time_paragraph_problem("# 00\\n\\n**Run time:** 18 s.\\n\\nMore text.") is None
+    True
+    >>> run_time_paragraph_problem("**Run time:** about 2 min. The adapters\\nship with the course.")
+    "the '**Run time:**' line is continued by 'ship with the course.'"
+    """
+    found = RUN_TIME_LINE.search(markdown)
+    if found is None:
+        return None
+    following = markdown[found.end():].split("\n")  # ['', next line, ...]: $ stops before the newline
+    next_line = following[1].strip() if len(following) > 1 else ""
+    return f"the '**Run time:**' line is continued by {next_line!r}" if next_line else None
+
+
+def check_run_time_paragraph(path: Path) -> None:
+    """Raise :class:`DataError` when ``path``'s first Markdown cell has a run-time line that is not a paragraph of its own."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    first = next(("".join(c.get("source", "")) for c in cells if c.get("cell_type") == "markdown"), "")
+    problem = run_time_paragraph_problem(first)
+    if problem:
+        raise DataError(f"{Path(path).name}: {problem}", fix="end the run-time sentence with a blank line and move the rest to its own paragraph")
 
 
 def store_in_place(run: NotebookRun, before: Machine, forced: bool) -> None:
