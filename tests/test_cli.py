@@ -165,8 +165,8 @@ def test_committed_outputs_were_stored_on_a_quiet_machine(nb):
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_run_time_line_is_a_paragraph_of_its_own(nb):
     first = next(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "markdown")
-    if nb.parent.name == "notebooks":
-        assert runner.RUN_TIME_LINE.search(first), "a lesson's first cell says how long it runs (`course run --in-place` measures it)"
+    assert runner.RUN_TIME_LINE.search(first), "the first cell says how long the notebook runs (`course run --in-place` measures it)"
+    assert "not measured yet" not in first, "stored without measuring its run time: `course run --in-place`"
     assert runner.run_time_paragraph_problem(first) is None, runner.run_time_paragraph_problem(first)
 
 

@@ -10,7 +10,9 @@
 # corpus and compare them with `course_utils.tokenizer.train`, and count the tokens of a prompt with two real
 # tokenizers.
 #
-# **Prerequisites:** lesson 01. **Run time:** under 30 seconds on a 2-core CPU.
+# **Prerequisites:** lesson 01.
+#
+# **Run time:** not measured yet (`course run --in-place` writes it).
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -10,7 +10,9 @@
 # states into a sentence embedding, a PCA projection to 2-D, and nearest neighbours over real MiniLM
 # embeddings. Only numpy is needed.
 #
-# **Prerequisites:** lesson 06. **Run time:** under 30 seconds on a 2-core CPU.
+# **Prerequisites:** lesson 06.
+#
+# **Run time:** not measured yet (`course run --in-place` writes it).
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -11,8 +11,11 @@
 # citation parsing and a prompt-injection filter, then run your fusion as a hybrid retriever over a real
 # Chroma store of BoolQ passages.
 #
-# **Prerequisites:** lesson 07. **Run time:** under a minute on a 2-core CPU (the small index is built once
-# and cached).
+# **Prerequisites:** lesson 07.
+#
+# **Run time:** not measured yet (`course run --in-place` writes it).
+#
+# The small index is built once and cached.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -6,7 +6,11 @@
 # Five short exercises on lesson 05. Replace each `raise NotImplementedError` with your code, run the cell,
 # then look at the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
-# **Prerequisites:** lesson 05. **Run time:** under 30 seconds on a 2-core CPU (no model is run).
+# **Prerequisites:** lesson 05.
+#
+# **Run time:** not measured yet (`course run --in-place` writes it).
+#
+# No model is run.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -6,8 +6,11 @@
 # Five short exercises on lesson 09. Replace each `raise NotImplementedError` with your code, run the cell,
 # then look at the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
-# **Prerequisites:** lesson 09. **Run time:** under a minute on a 2-core CPU (exercise 5 runs the model on two
-# questions).
+# **Prerequisites:** lesson 09.
+#
+# **Run time:** not measured yet (`course run --in-place` writes it).
+#
+# Exercise 5 runs the model on two questions.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -11,8 +11,11 @@
 # then choose the λs of a merge of lesson 12's two specialists (dates → `YYYY-MM-DD`, quantities → `23 kg`) that
 # keeps at least 75% of *each* specialist's skill on held-out prompts, measured by the check.
 #
-# **Prerequisites:** lesson 12. **Run time:** about a minute on a 2-core CPU (the two specialists' adapters ship with
-# the course in `data/merging_adapters/`; nothing is trained here).
+# **Prerequisites:** lesson 12.
+#
+# **Run time:** not measured yet (`course run --in-place` writes it).
+#
+# The two specialists' adapters ship with the course in `data/merging_adapters/`; nothing is trained here.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
