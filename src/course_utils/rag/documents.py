@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,17 +128,26 @@ def fixed_spans(text: str, size: int = 400, overlap: int = 80) -> list[tuple[int
     """
     _check_size(size, overlap)
     words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+
+    def next_window(i: int, j: int) -> int:  # the first word starting within the last `overlap` chars, >= 1 word on
+        return next((w for w in range(i + 1, j + 1) if words[w][0] >= words[j][1] - overlap), j + 1)
+
+    return _greedy_windows(words, size, next_window)
+
+
+def _greedy_windows(pieces: list[tuple[int, int]], size: int, next_start: Callable[[int, int], int]) -> list[tuple[int, int]]:
+    """Spans from ``pieces[i]`` to the last ``pieces[j]`` that still fits in ``size`` characters; the next
+    span starts at ``next_start(i, j)`` (always > i), until the last piece is covered."""
     spans: list[tuple[int, int]] = []
     i = 0
-    while i < len(words):
+    while i < len(pieces):
         j = i
-        while j + 1 < len(words) and words[j + 1][1] - words[i][0] <= size:
+        while j + 1 < len(pieces) and pieces[j + 1][1] - pieces[i][0] <= size:
             j += 1
-        spans.append((words[i][0], words[j][1]))
-        if j == len(words) - 1:
+        spans.append((pieces[i][0], pieces[j][1]))
+        if j == len(pieces) - 1:
             break
-        # next window: the first word that starts within the last `overlap` characters, but move on by >= 1 word
-        i = next((w for w in range(i + 1, j + 1) if words[w][0] >= words[j][1] - overlap), j + 1)
+        i = next_start(i, j)
     return spans
 
 
@@ -153,17 +162,7 @@ def _pack(text: str, units: list[tuple[int, int]], size: int, overlap_units: int
             pieces += [(a + s, a + e) for s, e in fixed_spans(text[a:b], size, min(size // 5, size - 1))]
         else:
             pieces.append((a, b))
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i < len(pieces):
-        j = i
-        while j + 1 < len(pieces) and pieces[j + 1][1] - pieces[i][0] <= size:
-            j += 1
-        spans.append((pieces[i][0], pieces[j][1]))
-        if j == len(pieces) - 1:
-            break
-        i = max(i + 1, j + 1 - overlap_units)
-    return spans
+    return _greedy_windows(pieces, size, lambda i, j: max(i + 1, j + 1 - overlap_units))
 
 
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:
