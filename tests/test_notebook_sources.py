@@ -47,3 +47,20 @@ def test_a_lesson_runs_with_plain_papermill(tmp_path):
     executed = json.loads(out.read_text(encoding="utf-8"))
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors and executed["metadata"]["papermill"]["exception"] is None
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_prose_is_in_markdown_cells_and_no_cell_is_empty(nb):
+    """Two slips of editing a text twin: `# %% [markdown]` right above `# %%` (an empty Markdown cell), and a
+    heading or paragraph typed as `# ...` comments at the end of a code cell (a heading the reader never sees)."""
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    problems = []
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        if not source.strip():
+            problems.append(f"cell {i} ({cell['cell_type']}) is empty")
+        elif cell["cell_type"] == "code":
+            headings = [line for line in source.splitlines() if line.startswith("# #")]
+            if headings:
+                problems.append(f"cell {i} is code but holds a Markdown heading as a comment: {headings[0]!r}")
+    assert not problems, "\n".join(problems)
