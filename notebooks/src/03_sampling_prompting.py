@@ -261,7 +261,8 @@ display(Markdown(
 
 # %% [markdown]
 # The price of the penalty: it also hits words that *should* recur (names, "the",
-# the end-of-turn marker from the chat template), so large values (try 2.0) make texts odd. Note a difference between
+# the end-of-turn marker from the chat template), so a large value pushes away words a text needs (try 2.0 and
+# read the result). Note a difference between
 # backends: `course_utils.sampling` (transformers) penalises every token of the prompt and the answer so far,
 # while llama.cpp only looks at the **last 64 tokens** (llama-cpp-python's `Llama(last_n_tokens_size=64)` default,
 # which the course's backend keeps).
@@ -637,7 +638,6 @@ display(Markdown(
     + f". With the grammar, {structured['grammar is valid'].sum()} of {len(structured)} parse and match (all: asserted)."))
 
 # %% [markdown]
-# The grammar The grammar
 # The grammar forces the *format*, not the truth: a wrong age would still be a valid integer. The transformers backend masks
 # the logits the same way, with the llguidance library; GPT4All has no grammar and refuses `json_schema=` with a
 # clear error rather than silently ignoring it, so with `BACKEND="gpt4all"` this cell runs on llama.cpp (and says so).
