@@ -446,7 +446,6 @@ print(f"without the cache, first quarter of the steps {uncached_early:.0f} ms, l
       f"({uncached_late / uncached_early:.2f}x)")
 assert speedup > 1.3 and uncached_step > 1.3 * cached_step  # about 3x on a quiet 2-core machine
 
-# %% [markdown]
 # %%
 growth = uncached_late / uncached_early
 if growth > 1.1:
@@ -481,7 +480,6 @@ cached_positions = len(chat_ids) + len(with_cache.ids) - 1  # the last token cho
 assert with_cache.kv_cache_bytes == bytes_per_token * cached_positions
 print(f"measured: {with_cache.kv_cache_bytes:,} bytes for {cached_positions} positions")
 
-# %% [markdown]
 # %%
 # Llama-2-7B, from its published config (Touvron et al. 2023, Llama 2 paper; the 7B has no GQA): 32 layers, 32 KV heads of 128, fp16
 llama2_7b = 2 * 32 * 32 * 128 * 2

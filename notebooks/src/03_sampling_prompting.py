@@ -100,7 +100,6 @@ top = np.argsort(-probs)[:10]
 pd.DataFrame({"token": [repr(hf.detokenize([int(i)])) for i in top], "id": top,
               "logit": logits[top].round(2), "probability": probs[top].round(4)})
 
-# %% [markdown]
 # %%
 display(Markdown(
     f"What to notice: the model is far from sure. The top two tokens share {probs[top[:2]].sum():.0%} of the probability; "
@@ -377,7 +376,6 @@ for t in (TEMPERATURES[0], TEMPERATURES[-1]):
     for text in samples[t][:3]:
         print(f"T={t}: {PROMPT}{text}")
 
-# %% [markdown]
 # %%
 first_words = {t: pd.Series([" ".join(text.split()[:2]) for text in samples[t]]).value_counts() for t in (TEMPERATURES[0], TEMPERATURES[-1])}
 for t, counts_t in first_words.items():
@@ -492,7 +490,6 @@ for system in system_prompts:
     print(f"[{system or 'default system prompt'}]\n{answers[system or '(default)']}\n")
 assert len(set(answers.values())) == len(answers)  # every system prompt changed the answer
 
-# %% [markdown]
 # %%
 names_rome = {name: "Rom" in text for name, text in answers.items()}  # "Rome" or "Roma"
 right = [name for name, ok in names_rome.items() if ok]
@@ -550,7 +547,6 @@ record("sentiment accuracy, zero-shot", few_shot.loc["zero-shot chat", "accuracy
 record("sentiment accuracy, few-shot completion", few_shot.loc["few-shot completion", "accuracy"], note="4 examples", fmt=".2f")
 assert few_shot.loc["few-shot completion", "accuracy"] >= few_shot.loc["zero-shot chat", "accuracy"]
 
-# %% [markdown]
 # %%
 acc, just_label = few_shot["accuracy"], few_shot["answer is just the label"]
 chat_labels = pd.Series([label_of(o) for o in outputs["few-shot chat"]]).value_counts(dropna=False)
@@ -628,7 +624,6 @@ record("valid JSON without grammar", f"{structured['free is valid'].sum()}/{len(
 record("valid JSON with grammar", f"{structured['grammar is valid'].sum()}/{len(structured)}")
 json.loads(structured["with grammar"][0])  # a real Python dict
 
-# %% [markdown]
 # %%
 fenced = structured["free text"].str.contains("```", regex=False)
 display(Markdown(
@@ -696,7 +691,6 @@ record("conversation tokens before fitting", count(chat), note=f"context window 
 record("tokens after keep_last_turns", int(fitting.loc["keep_last_turns", "prompt tokens"]), note=f"budget {context_budget(small, max_answer)}")
 record("tokens after truncate_oldest", int(fitting.loc["truncate_oldest", "prompt tokens"]), note="the oldest message kept is cut");
 
-# %% [markdown]
 # %%
 used_name = {strategy: "Ada" in answer for strategy, answer in fitting["answer to 'What is my name?'"].items()}
 cut_start = fitting.loc["truncate_oldest", "first message after the system prompt"]
