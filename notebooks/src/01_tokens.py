@@ -13,7 +13,7 @@
 #
 # **Prerequisites:** lesson 00 (the backends). Python lists and dicts.
 #
-# **Run time:** 12 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 24 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The tokenizer code lives in `src/course_utils/tokenizer/` (`base.py` for the building blocks and the `Tokenizer`
 # class, `training.py` for `train`, one file per kind of vocabulary file): open it next to this notebook.
@@ -308,6 +308,8 @@ counts.insert(0, "characters", [len(s) for s in SAMPLES.values()])
 counts.insert(1, "UTF-8 bytes", [len(s.encode()) for s in SAMPLES.values()])
 print(counts.to_string())
 
+# %% [markdown]
+#
 # %%
 n = counts.loc
 display(Markdown(
@@ -353,6 +355,8 @@ for lang in ("English", "Hindi", "Chinese"):
     chars_per_token = counts.loc[lang, "characters"] / counts.loc[lang, "SmolLM2 (49k)"]
     print(f"{lang:8}: {chars_per_token:.2f} characters/token -> {n_ctx:,} tokens hold about {n_ctx * chars_per_token:,.0f} characters")
 
+# %% [markdown]
+#
 # %%
 english_vs_hindi = (counts.loc["English", "characters"] / counts.loc["English", "SmolLM2 (49k)"]) / (
     counts.loc["Hindi", "characters"] / counts.loc["Hindi", "SmolLM2 (49k)"])
