@@ -308,8 +308,6 @@ counts.insert(0, "characters", [len(s) for s in SAMPLES.values()])
 counts.insert(1, "UTF-8 bytes", [len(s.encode()) for s in SAMPLES.values()])
 print(counts.to_string())
 
-# %% [markdown]
-#
 # %%
 n = counts.loc
 display(Markdown(
@@ -355,8 +353,6 @@ for lang in ("English", "Hindi", "Chinese"):
     chars_per_token = counts.loc[lang, "characters"] / counts.loc[lang, "SmolLM2 (49k)"]
     print(f"{lang:8}: {chars_per_token:.2f} characters/token -> {n_ctx:,} tokens hold about {n_ctx * chars_per_token:,.0f} characters")
 
-# %% [markdown]
-#
 # %%
 english_vs_hindi = (counts.loc["English", "characters"] / counts.loc["English", "SmolLM2 (49k)"]) / (
     counts.loc["Hindi", "characters"] / counts.loc["Hindi", "SmolLM2 (49k)"])

@@ -14,7 +14,7 @@
 #
 # **Prerequisites:** lesson 01 (tokens and token ids); a little PyTorch (tensors, `@` for matrix product).
 #
-# **Run time:** 31 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 1 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Everything runs offline on the bundled SmolLM2-135M-Instruct, loaded as an ordinary PyTorch model (fp32).
 
@@ -452,9 +452,10 @@ if growth > 1.1:
     trend = (f"its steps do get slower as the sequence grows, {growth:.2f}× from the first quarter of the steps to the "
              "last: each step re-processes one token more")
 else:
-    trend = (f"at these lengths its steps barely grow ({growth:.2f}× from the first quarter of the steps to the last): "
-             "re-processing a few dozen tokens costs little more than processing one fewer, because reading the "
-             "weights, not the tokens, dominates each step")
+    trend = (f"its steps {'barely change' if growth > 0.9 else 'did not get slower on this run'} as the sequence grows "
+             f"({growth:.2f}× from the first quarter of the steps to the last; load from other programs can vary more than "
+             "the work): at these lengths re-processing a few dozen tokens costs little more than one token fewer, "
+             "because reading the weights, not the tokens, dominates each step")
 display(Markdown(
     "The first token needs the whole prompt either way (the prefill: "
     f"{1000 * with_cache.seconds[0]:.0f} ms with the cache, {1000 * without_cache.seconds[0]:.0f} ms without, on this run). "
@@ -465,7 +466,6 @@ display(Markdown(
     "CPU; the medians are what to compare."))
 
 # %% [markdown]
-#
 # The price of the cache is memory: keys and values for every layer, every KV head, every position.
 
 # %%
