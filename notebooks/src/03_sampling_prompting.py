@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lessons 00 (backends, generation options), 01 (tokens) and 02 (logits, the generation loop).
 #
-# **Run time:** 53 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 17 min 33 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -492,12 +492,13 @@ assert len(set(answers.values())) == len(answers)  # every system prompt changed
 
 # %%
 names_rome = {name: "Rom" in text for name, text in answers.items()}  # "Rome" or "Roma"
-right = [name for name, ok in names_rome.items() if ok]
-wrong = [name for name, ok in names_rome.items() if not ok]
+label = {name: "the default system prompt" if name == "(default)" else f'"{" ".join(name.split()[:5])}…"' for name in answers}
+right = [label[name] for name, ok in names_rome.items() if ok]
+wrong = [label[name] for name, ok in names_rome.items() if not ok]
 display(Markdown(
     f"Each system prompt changes the answer (asserted), but look at *how* ({llm.name} on this run). "
-    + (f"Named Rome (or Roma): {', '.join(right)}. " if right else "")
-    + (f"**Wrong**: under {', '.join(wrong)} the answer does not name Rome at all: a made-up answer, written as "
+    + (f"The answer names Rome (or Roma) under {' and '.join(right)}. " if right else "")
+    + (f"**Wrong**: under {' and '.join(wrong)} the answer does not name Rome at all: a made-up answer, written as "
        "fluently as a right one. " if wrong else "Every answer names Rome this time. ")
     + "A 135M model follows the *style* of instructions (pirate talk, Spanish) more reliably than it gets the facts "
       "right; never trust a tiny model with facts."))
