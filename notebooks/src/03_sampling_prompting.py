@@ -492,7 +492,7 @@ assert len(set(answers.values())) == len(answers)  # every system prompt changed
 
 # %%
 names_rome = {name: "Rom" in text for name, text in answers.items()}  # "Rome" or "Roma"
-label = {name: "the default system prompt" if name == "(default)" else f'"{" ".join(name.split()[:5])}…"' for name in answers}
+label = {name: "the default system prompt" if name == "(default)" else f'the prompt ending "…{" ".join(name.split()[-3:])}"' for name in answers}
 right = [label[name] for name, ok in names_rome.items() if ok]
 wrong = [label[name] for name, ok in names_rome.items() if not ok]
 display(Markdown(
