@@ -451,11 +451,14 @@ growth = uncached_late / uncached_early
 if growth > 1.1:
     trend = (f"its steps do get slower as the sequence grows, {growth:.2f}× from the first quarter of the steps to the "
              "last: each step re-processes one token more")
+elif growth > 0.9:
+    trend = (f"its steps barely change as the sequence grows ({growth:.2f}× from the first quarter of the steps to the "
+             "last): at these lengths re-processing a few dozen tokens costs little more than one token fewer, because "
+             "reading the weights, not the tokens, dominates each step")
 else:
-    trend = (f"its steps {'barely change' if growth > 0.9 else 'did not get slower on this run'} as the sequence grows "
-             f"({growth:.2f}× from the first quarter of the steps to the last; load from other programs can vary more than "
-             "the work): at these lengths re-processing a few dozen tokens costs little more than one token fewer, "
-             "because reading the weights, not the tokens, dominates each step")
+    trend = (f"its steps did not get slower on this run ({growth:.2f}× from the first quarter of the steps to the last): "
+             "load from other programs varied more than the work did, so this run cannot show the growth; run the cell "
+             "again on a quiet machine")
 display(Markdown(
     "The first token needs the whole prompt either way (the prefill: "
     f"{1000 * with_cache.seconds[0]:.0f} ms with the cache, {1000 * without_cache.seconds[0]:.0f} ms without, on this run). "
