@@ -14,7 +14,7 @@
 #
 # **Prerequisites:** lesson 01 (tokens and token ids); a little PyTorch (tensors, `@` for matrix product).
 #
-# **Run time:** 31 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 5 min 16 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Everything runs offline on the bundled SmolLM2-135M-Instruct, loaded as an ordinary PyTorch model (fp32).
 
@@ -42,9 +42,11 @@ cfg = setup_notebook(seed=SEED)
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from IPython.display import Markdown, display
 
 from course_utils import transformer as tfm
 from course_utils.assets import bundled_model_check, load_hf_model
@@ -55,11 +57,15 @@ torch.set_num_threads(cfg.n_threads)
 # %% [markdown]
 # ## 1. The model as PyTorch modules
 #
-# `load_hf_model()` gives the model and its tokenizer (the first run converts the bundled GGUF file, ~15 s;
-# later runs take a fraction of a second).
+# `load_hf_model()` gives the model and its tokenizer (the very first run converts the bundled GGUF file once
+# and caches the result; the time this run took is printed).
 
 # %%
+import time
+
+started = time.perf_counter()
 model, tokenizer = load_hf_model(MODEL)
+print(f"loaded in {time.perf_counter() - started:.1f} s")
 c = model.config
 print(model.model.layers[0])
 
@@ -152,9 +158,13 @@ assert abs(rope_score(5, 2) - rope_score(1005, 1002)) < 1e-3
 assert abs(rope_score(5, 2) - rope_score(5, 4)) > 1e-3
 
 # %% [markdown]
-# Same distance, same score, wherever the pair sits; a different distance changes it. That is why RoPE models
-# cope with long inputs better than a learned table of absolute positions would (`tfm.rope_rotate` matches
-# SmolLM2's own rotary code: `tests/test_transformer.py` checks it).
+# Same distance, same score, wherever the pair sits; a different distance changes it (both asserted). This is the
+# property RoPE was designed for (Su et al., "RoFormer: Enhanced Transformer with Rotary Position Embedding", 2021,
+# arXiv:2104.09864): attention sees relative positions, with nothing added to the embeddings. It does not by itself
+# let a model read far beyond the length it was trained on: Press et al. ("Train Short, Test Long", 2022,
+# arXiv:2108.12409) measured rotary models getting worse soon after their training length, which is why long-context
+# models rescale RoPE's frequencies. (`tfm.rope_rotate` matches SmolLM2's own rotary code:
+# `tests/test_transformer.py` checks it.)
 #
 # ## 4. Causal self-attention from scratch
 #
@@ -211,7 +221,7 @@ _, two_heads = tfm.causal_self_attention(x, w_q, w_k, w_v, n_heads=2)
 print("weights with 2 heads:", tuple(two_heads.shape), "= (heads, queries, keys)")
 
 # %% [markdown]
-# Our four lines agree with PyTorch's kernel to rounding error (about 1e-7). With 2 heads the 8 dimensions are
+# Our four lines agree with PyTorch's kernel to rounding error (printed; asserted below 1e-5). With 2 heads the 8 dimensions are
 # split into two groups of 4, each with its own attention pattern; SmolLM2 has 9 heads of 64 dimensions.
 #
 # ## 5. SmolLM2 opened up
@@ -263,8 +273,17 @@ assert shares["MLP"] > shares["attention"] and shares["MLP"] > 50
 # %% [markdown]
 # The table adds up to the model's parameter count exactly (asserted). The MLPs hold about 59% of the
 # parameters, attention about 20%, the embedding matrix 21% (shared with the output layer, which therefore
-# costs nothing), the norms almost nothing. At 4 bytes per fp32 parameter that is 538 MB; the bundled 4-bit
-# GGUF file stores the same weights in under 100 MB (quantization, a later lesson, explains how).
+# costs nothing), the norms almost nothing. In memory, at 4 bytes per fp32 parameter, and on disk as GGUF:
+
+# %%
+from course_utils.assets import resolve_gguf
+
+print(f"fp32 in memory: {4 * total / 1e6:,.0f} MB")
+if bundled_model_check(MODEL, "the size of the bundled GGUF file"):
+    print(f"bundled GGUF file (mostly 4-bit blocks, 5 bits per weight with their scales; lesson 00): {resolve_gguf(None).stat().st_size / 1e6:,.0f} MB")
+
+# %% [markdown]
+# Lessons 00 and 05 explain how the GGUF file stores the same weights in so much less.
 #
 # ### One forward pass
 #
@@ -296,11 +315,12 @@ probabilities = next_tokens["probability"]
 assert probabilities.is_monotonic_decreasing and probabilities.sum() <= 1
 assert next_tokens["token_id"][0] == int(forward.logits[0, -1].argmax())
 record("p(top next token)", probabilities[0], note=f"{next_tokens['token'][0]} after {PROMPT!r}", fmt=".3f")
+print(f"top token {next_tokens['token'][0]!r}: p = {probabilities[0]:.3f}; the ten shown together: {probabilities.sum():.3f}")
 next_tokens.style.format({"probability": "{:.3f}"}).hide(axis="index")
 
 # %% [markdown]
-# Softmax turns the last position's logits into probabilities. The model is fairly sure of the next token here,
-# but not certain: the rest is spread over the other 49,000-odd entries. Greedy decoding takes the top row;
+# Softmax turns the last position's logits into probabilities. The top token's probability is printed above: below
+# 1, so the model is not certain, and what the ten rows leave is spread over the other 49,000-odd entries. Greedy decoding takes the top row;
 # lesson 03 samples from this table instead.
 #
 # ### What the attention heads look at
@@ -334,13 +354,14 @@ first_token_share = attention[:, :, 1:, 0].mean(dim=(1, 2))  # per layer, ignori
 half = c.num_hidden_layers // 2
 print(f"share of attention on the first token: layers 0-{half - 1}: {first_token_share[:half].mean():.0%}, "
       f"layers {half}-{c.num_hidden_layers - 1}: {first_token_share[half:].mean():.0%}")
-if bundled_model_check(MODEL, "SmolLM2's later layers attend more to the first token"):
-    assert first_token_share[half:].mean() > first_token_share[:half].mean()
+if bundled_model_check(MODEL, "SmolLM2's later layers put most of their attention on the first token"):
+    assert first_token_share[half:].mean() > first_token_share[:half].mean() and first_token_share[half:].mean() > 0.5
 
 # %% [markdown]
 # Notice the diagonal stripe just below the main diagonal in the first heatmap: a **previous-token head**, a
-# simple circuit that copies "what came just before" into each position. Other heads have other habits. Many
-# heads, especially in the deeper layers, park most of their attention on the very first token (an
+# simple circuit that copies "what came just before" into each position (the share printed under the plot).
+# Other heads have other habits. In the deeper half of the layers, heads put most of their attention on the very
+# first token (the shares printed above; asserted for the bundled model) (an
 # "attention sink"): softmax must put 100% *somewhere*, and a head with nothing useful to read parks it there.
 #
 # ## 6. The generation loop by hand
@@ -415,15 +436,39 @@ speedup = without_cache.total_seconds / with_cache.total_seconds
 decode = with_cache.seconds[1:]  # after the prefill step
 record("KV-cache speed-up", speedup, note=f"{len(with_cache.ids)} new tokens after a {len(chat_ids)}-token prompt", fmt=".1f")
 record("decode tokens/s with KV cache", len(decode) / sum(decode), note="transformers fp32, hand-written loop", fmt=".1f")
-assert speedup > 1
+median_ms = lambda xs: 1000 * float(np.median(xs)) if len(xs) else float("nan")  # noqa: E731
+quarter = max(1, len(with_cache.seconds[1:]) // 4)
+cached_step, uncached_step = median_ms(with_cache.seconds[1:]), median_ms(without_cache.seconds[1:])
+uncached_early, uncached_late = median_ms(without_cache.seconds[1:1 + quarter]), median_ms(without_cache.seconds[-quarter:])
+print(f"first token (prefill): {1000 * with_cache.seconds[0]:.0f} ms with the cache, {1000 * without_cache.seconds[0]:.0f} ms without")
+print(f"later tokens, median:  {cached_step:.0f} ms with the cache, {uncached_step:.0f} ms without ({uncached_step / cached_step:.1f}x)")
+print(f"without the cache, first quarter of the steps {uncached_early:.0f} ms, last quarter {uncached_late:.0f} ms "
+      f"({uncached_late / uncached_early:.2f}x)")
+assert speedup > 1.3 and uncached_step > 1.3 * cached_step  # about 3x on a quiet 2-core machine
+
+# %%
+growth = uncached_late / uncached_early
+if growth > 1.1:
+    trend = (f"its steps do get slower as the sequence grows, {growth:.2f}× from the first quarter of the steps to the "
+             "last: each step re-processes one token more")
+elif growth > 0.9:
+    trend = (f"its steps barely change as the sequence grows ({growth:.2f}× from the first quarter of the steps to the "
+             "last): at these lengths re-processing a few dozen tokens costs little more than one token fewer, because "
+             "reading the weights, not the tokens, dominates each step")
+else:
+    trend = (f"its steps did not get slower on this run ({growth:.2f}× from the first quarter of the steps to the last): "
+             "load from other programs varied more than the work did, so this run cannot show the growth; run the cell "
+             "again on a quiet machine")
+display(Markdown(
+    "The first token needs the whole prompt either way (the prefill: "
+    f"{1000 * with_cache.seconds[0]:.0f} ms with the cache, {1000 * without_cache.seconds[0]:.0f} ms without, on this run). "
+    f"After it, the cached loop feeds one token per step, a median {cached_step:.0f} ms, while the uncached loop "
+    f"re-reads the whole sequence every step, a median {uncached_step:.0f} ms: {uncached_step / cached_step:.1f}× as long "
+    f"(asserted above 1.3×). Without the cache {trend}. The work of the uncached loop grows with the square of the "
+    "length, so the gap widens with longer outputs: try `MAX_NEW_TOKENS = 200`. Single points wobble on a shared "
+    "CPU; the medians are what to compare."))
 
 # %% [markdown]
-# Both curves start at the same point: the first token needs the whole prompt either way (the prefill). After
-# that the cached loop stays flat, one token's worth of work per step, while the uncached loop re-processes a
-# sequence that grows by one token each step, so its time per token keeps rising (the total grows with the
-# square of the length). Timings wobble from run to run on a shared CPU; the gap is what matters, and it widens
-# with longer outputs (try `MAX_NEW_TOKENS = 200`).
-#
 # The price of the cache is memory: keys and values for every layer, every KV head, every position.
 
 # %%
@@ -438,10 +483,19 @@ cached_positions = len(chat_ids) + len(with_cache.ids) - 1  # the last token cho
 assert with_cache.kv_cache_bytes == bytes_per_token * cached_positions
 print(f"measured: {with_cache.kv_cache_bytes:,} bytes for {cached_positions} positions")
 
+# %%
+# Llama-2-7B, from its published config (Touvron et al. 2023, Llama 2 paper; the 7B has no GQA): 32 layers, 32 KV heads of 128, fp16
+llama2_7b = 2 * 32 * 32 * 128 * 2
+print(f"this model: {bytes_per_token / 1024:.0f} KiB per token (fp32); Llama-2-7B: {llama2_7b / 1024:.0f} KiB per token (fp16)")
+if MODEL is None:
+    assert llama2_7b > 10 * bytes_per_token
+
 # %% [markdown]
-# 45 KB per token: small for this tiny model, but it grows with layers × KV heads × head size, and for 7B-class
-# models it runs to hundreds of KB per token, which is why long contexts eat memory and why GQA (3× less here) is
-# now standard. The formula matches the cache's real tensors (asserted).
+# Small for this tiny model, but the cache grows with layers × KV heads × head size, and for a 7B model without
+# GQA it is over ten times larger per token even in fp16 (printed above). That is why long contexts eat memory,
+# and why newer models share KV heads (GQA; Llama 3's and Mistral 7B's model cards and papers say they use it):
+# the number printed "without GQA" is what SmolLM2 would need without it. The formula matches the cache's real
+# tensors (asserted).
 #
 # ### The same loop as the course backend
 #
@@ -473,7 +527,8 @@ print(reply.text)
 # - A forward pass turns (batch, tokens) ids into (batch, tokens, 49,152) logits; the last position predicts the
 #   next token. Heads learn habits such as "look at the previous token".
 # - **Generation** is a loop over forward passes. A **KV cache** makes each step read one token instead of the
-#   whole sequence: identical tokens, flat time per token, at the cost of 45 KB of memory per token.
+#   whole sequence: identical tokens, each later step several times cheaper on this model (measured), at the cost
+#   of some memory per token (computed in section 6).
 #
 # ## Exercises
 #
