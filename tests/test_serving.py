@@ -11,6 +11,7 @@ from course_utils.serving import (
     RequestResult,
     gguf_shape,
     kv_cache_bytes_per_token,
+    least_disturbed,
     load_test,
     plot_sweep,
     sweep,
@@ -83,6 +84,27 @@ def test_a_dead_server_gives_errors_not_exceptions():
     dead = load_test(f"http://127.0.0.1:{free_port()}/v1", concurrency=2, n_requests=2, model="smollm2", timeout=5)
     assert [r.finish_reason for r in dead.requests] == ["error", "error"]
     assert all("Connection" in r.error for r in dead.requests)
+
+
+def test_least_disturbed_keeps_the_fastest_run_of_each_level():
+    slow_1, fast_1 = LoadTestResult(1, 4, 9.0), LoadTestResult(1, 4, 3.0)
+    only_2 = LoadTestResult(2, 4, 5.0)
+    best = least_disturbed([slow_1, only_2, fast_1])
+    assert best == {1: fast_1, 2: only_2}
+    assert least_disturbed([fast_1, slow_1])[1] is fast_1  # order does not matter
+    assert least_disturbed([]) == {}
+
+
+def test_sweep_rejects_bad_repeats():
+    for bad in (0, 6, 1.5, True):
+        with pytest.raises(InvalidOption, match="repeats must be a whole number"):
+            sweep("http://127.0.0.1:1/v1", repeats=bad)
+
+
+def test_sweep_with_repeats_keeps_one_row_per_level(llama_server):
+    df = sweep(llama_server.base_url, levels=(1, 2), n_requests=2, max_tokens=2, stream=False, repeats=2)
+    assert list(df.index) == [1, 2]
+    assert (df["requests"] == 2).all() and (df["errors"] == 0).all()
 
 
 def test_sweep_and_plot(llama_server):

@@ -15,7 +15,7 @@
 #
 # **Prerequisites:** lesson 00 (TTFT and TPOT), lesson 03 helps (generation options).
 #
-# **Run time:** 38 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 5 min 13 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -33,6 +33,7 @@ REPEATS = 1  # timed runs per backend (median); raise to 3 for steadier numbers
 LEVELS = (1, 2, 4)  # requests in flight at once, for the load test
 REQUESTS = 8  # requests per concurrency level (bounded: at most 256)
 LOAD_TOKENS = 16  # tokens per request in the load test
+SWEEP_REPEATS = 2  # load-test runs per level, in turns; each level keeps its least disturbed run
 
 # %%
 from course_utils import get_backend, record, setup_notebook
@@ -50,6 +51,8 @@ cfg = setup_notebook(seed=SEED)
 # %%
 import time
 
+from IPython.display import Markdown, display
+
 from course_utils import CourseError
 from course_utils.backends import available_backends
 
@@ -57,6 +60,19 @@ conversation = [
     {"role": "system", "content": "You are a concise assistant."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
+FRENCH_WORDS = {"le", "la", "les", "du", "des", "au", "est", "une"}
+
+
+def verdict(text):
+    """A crude but honest judge of an answer to our question: does it name Paris, and in English?"""
+    words = {w.strip(".,:;!?'\"").lower() for w in text.split()}
+    if "Paris" not in text:
+        return "WRONG: does not name Paris"
+    if words & FRENCH_WORDS:
+        return "names Paris, but rambles in French: not an answer to an English question"
+    return "right: names Paris"
+
+
 answers = {}
 for name in available_backends():
     started = time.perf_counter()
@@ -64,22 +80,35 @@ for name in available_backends():
         with get_backend(name, model=MODEL) as backend:
             reply = backend.chat(conversation, max_tokens=MAX_TOKENS)
         answers[name] = reply.text
-        print(f"✓ {name:<12} ({time.perf_counter() - started:4.1f} s) {reply.text[:70]!r}")
+        print(f"ran         {name:<12} ({time.perf_counter() - started:4.1f} s) {reply.text[:70]!r}\n{'':25}-> {verdict(reply.text)}")
     except CourseError as err:
         answers[name] = None
-        print(f"✗ {name:<12} {type(err).__name__}: {err}")
+        print(f"unavailable {name:<12} {type(err).__name__}: {err}")
 
 # %% [markdown]
 # What to notice:
-# - The three in-process backends answered. `ollama` and `openai` need a server that is not running yet:
-#   the message says so and how to start one, instead of a 40-line connection traceback.
-# - llama.cpp and GPT4All read the same 4-bit GGUF file; transformers runs an fp32 copy. Same model, but
-#   not always the same words (lesson 00, section 5).
+# - A backend that is missing says so in one line and how to start it (`ollama` and `openai` need a server
+#   that is not running yet), instead of a 40-line connection traceback.
+# - Each answer is judged, not just shown: `verdict` checks whether it names Paris, and whether it is in
+#   French (a French article or "est"), which nobody asked for.
+# - llama.cpp and GPT4All read the same 4-bit GGUF file; transformers runs an fp32 copy *de-quantized from
+#   that file* (lesson 05, section 3): the same weights, but not the same arithmetic (llama.cpp rounds the
+#   activations to 8 bits inside its 4-bit matrix products), so not always the same words (lesson 00, section 5).
 
 # %%
 assert answers["llamacpp"] and answers["transformers"], "the in-process backends must always work"
 available_now = [name for name, text in answers.items() if text]
 print("available without a server:", available_now)
+wrong = {name: verdict(text) for name, text in answers.items() if text and not verdict(text).startswith("right")}
+if wrong:
+    lines = "\n".join(f"- **{name}**: {v}." for name, v in wrong.items())
+    starts = ", ".join(f"*{text.split()[0] if text.split() else '(empty)'}* ({name})" for name, text in answers.items() if text)
+    display(Markdown(f"Not every backend got it right:\n{lines}\n\nA small model is fragile: a small numerical "
+                     f"difference can change the first greedy token (the replies begin with {starts}), and every later "
+                     "token follows that turn: greedy decoding never goes back. This is why the course judges answers "
+                     "with checks like `verdict`, and why lesson 09 measures quality on hundreds of questions, not one."))
+else:
+    display(Markdown("Every backend that ran named Paris, in English, on this run."))
 
 # %% [markdown]
 # ## 2. A real local OpenAI-compatible server
@@ -94,12 +123,13 @@ print("available without a server:", available_now)
 # %%
 from course_utils.server import LlamaServer
 
-server = LlamaServer(model=MODEL, extra_args=("--interrupt_requests", "false"))
+server = LlamaServer(model=MODEL)
 print(" ".join(a if "/" not in a else "…/" + a.rsplit("/", 1)[-1] for a in server.args[1:]))
 
 # %% [markdown]
-# `--interrupt_requests false` matters in section 6: by default this server *ends a running stream early*
-# whenever another request arrives. Start it and ask which models it serves (the `/v1/models` endpoint):
+# `LlamaServer` always adds `--interrupt_requests false`, which matters in section 6: by default
+# llama-cpp-python's server *ends a running stream early* whenever another request arrives. Start it and ask
+# which models it serves (the `/v1/models` endpoint):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -124,6 +154,7 @@ import openai
 client = openai.OpenAI(base_url=server.base_url, api_key="sk-local")
 response = client.chat.completions.create(model="smollm2", messages=conversation, max_tokens=MAX_TOKENS, temperature=0.0)
 print(response.choices[0].message.content)
+print("->", verdict(response.choices[0].message.content))
 print(response.usage)
 
 # %% [markdown]
@@ -147,7 +178,7 @@ for event in stream:
 
 ttft = stamps[0][0] - sent
 tpot = (stamps[-1][0] - stamps[0][0]) / (len(stamps) - 1)
-print("".join(text for _, text in stamps))
+print("".join(text for _, text in stamps), "\n->", verdict("".join(text for _, text in stamps)))
 print(f"{len(stamps)} tokens, TTFT {ttft * 1000:.0f} ms, TPOT {tpot * 1000:.1f} ms = {1 / tpot:.0f} tokens/s")
 
 # %% [markdown]
@@ -173,7 +204,7 @@ print(f"measure_stream agrees: TTFT {timings.ttft_s * 1000:.0f} ms, {timings.tok
 # NBVAL_IGNORE_OUTPUT
 remote = get_backend("openai", base_url=server.base_url)
 via_backend = remote.chat(conversation, max_tokens=MAX_TOKENS)
-print(via_backend.text)
+print(via_backend.text, "\n->", verdict(via_backend.text))
 print("prompt tokens reported:", via_backend.prompt_tokens, "| completion tokens:", via_backend.completion_tokens)
 print("same text as the first request:", via_backend.text == response.choices[0].message.content)
 assert 1 <= via_backend.completion_tokens <= MAX_TOKENS
@@ -186,7 +217,7 @@ assert 1 <= via_backend.completion_tokens <= MAX_TOKENS
 # met the same effect in-process, which is why the course's `llamacpp` backend resets its cache). Servers
 # trade this bit-for-bit reproducibility for speed; do not build tests on exact server output.
 #
-# Prompt tokens show as 0: llama-cpp-python's server sends no `usage` while streaming, and only the server
+# Where prompt tokens show as 0 (printed above): llama-cpp-python's server sends no `usage` while streaming, and only the server
 # knows the chat template it applied, so the backend reports "unknown" rather than a guess. (vLLM, Ollama
 # and llama.cpp's C++ `llama-server` do send it.)
 #
@@ -200,8 +231,10 @@ from langchain_openai import ChatOpenAI
 chat_model = ChatOpenAI(base_url=server.base_url, api_key="sk-local", model="smollm2", temperature=0,
                         extra_body={"max_tokens": MAX_TOKENS})
 message = chat_model.invoke([("system", "You are a concise assistant."), ("user", "What is the capital of France?")])
-print(message.content)
+print(message.content, "\n->", verdict(message.content))
 print(message.response_metadata["token_usage"])
+texts_by_client = {"openai client": response.choices[0].message.content, "course backend": via_backend.text, "LangChain": message.content}
+print("distinct answers from the three clients:", len(set(texts_by_client.values())))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -212,8 +245,9 @@ print(f"LangChain stream: {lc_timings.completion_tokens} tokens, TTFT {lc_timing
 assert 1 <= lc_timings.completion_tokens <= MAX_TOKENS
 
 # %% [markdown]
-# What to notice: three client libraries, one server, the same answer. The `usage` numbers come from the
-# server. `measure_stream` timed LangChain's `AIMessageChunk`s without knowing anything about LangChain.
+# What to notice: three client libraries, one server. They all send the same request, so where their answers
+# differ (the count of distinct answers is printed above), the difference comes from the server's prompt cache,
+# not from the client. The `usage` numbers come from the server. `measure_stream` timed LangChain's `AIMessageChunk`s without knowing anything about LangChain.
 #
 # ## 3. Ollama: a Modelfile, a system prompt, parameters
 #
@@ -311,14 +345,51 @@ for name in ran.index:
     record(f"{name} decode tokens/s", round(ran.loc[name, "tokens/s"]), note="04 comparison, this machine")
 
 # %% [markdown]
-# What to notice (numbers vary between machines and runs; the pattern does not):
-# - **TTFT** includes reading the prompt (prefill). The server adds an HTTP round trip, JSON and the
-#   server's own chat-template rendering, a few milliseconds on loopback.
-# - **TPOT** is decode speed. llama.cpp, GPT4All and the server all run llama.cpp kernels on the same 4-bit
-#   file, so they should be close; transformers runs fp32 PyTorch and is several times slower.
+# What to notice, computed from the table above (numbers vary between machines and runs, so the sentences
+# below are chosen from this run's numbers):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def times_slower(a, b):
+    """How many times slower backend a decodes than backend b (TPOT ratio)."""
+    return ran.loc[a, "TPOT ms"] / ran.loc[b, "TPOT ms"]
+
+
+notes = []
+if "openai" in ran.index:
+    server_ttft, local_ttft = ran.loc["openai", "TTFT ms"], ran.loc["llamacpp", "TTFT ms"]
+    if server_ttft < local_ttft:
+        notes.append(f"**TTFT**: the server answered first ({server_ttft:.0f} ms vs {local_ttft:.0f} ms in-process) although it adds an "
+                     "HTTP round trip, JSON and its own chat-template rendering: it has seen this conversation before and reuses "
+                     "its KV cache (prompt caching, section 2), while the course's `llamacpp` backend resets its cache for "
+                     "reproducible answers and reads the whole prompt again.")
+    else:
+        notes.append(f"**TTFT**: the server took {server_ttft:.0f} ms vs {local_ttft:.0f} ms in-process: TTFT includes reading the "
+                     "prompt (prefill), and the server adds an HTTP round trip, JSON and its own chat-template rendering.")
+llama_family = [n for n in ("llamacpp", "gpt4all", "openai") if n in ran.index]
+spread = ran.loc[llama_family, "TPOT ms"].max() / ran.loc[llama_family, "TPOT ms"].min()
+tpots = ", ".join(f"{n} {ran.loc[n, 'TPOT ms']:.1f} ms" for n in llama_family)
+notes.append(f"**TPOT** (decode speed): {', '.join(llama_family)} all run llama.cpp kernels on the same 4-bit file: {tpots}, "
+             + ("within 1.5× of each other, as expected." if spread < 1.5 else
+                f"a spread of {spread:.1f}×: on a busy machine each row is measured at a different moment, so this says more about "
+                "the machine than about the engines (`benchmarks/backends.py` measures them side by side)."))
+ratio = times_slower("transformers", "llamacpp")
+if ratio >= 2:
+    how = f"**{ratio:.1f}× slower** per token than llama.cpp"
+elif ratio >= 1.2:
+    how = f"{ratio:.1f}× slower per token than llama.cpp: less than the usual gap, so this run was probably disturbed"
+else:
+    how = (f"{ratio:.2f}× llama.cpp's time per token, no slower on this run: with this few tokens and a busy machine, "
+           "one measurement is not enough (raise `REPEATS`, or run `benchmarks/backends.py`)")
+notes.append(f"**transformers** runs fp32 PyTorch (it reads 32 bits per weight for every token, the GGUF 5: lesson 05) and is {how}.")
+display(Markdown("\n".join(f"- {n}" for n in notes)))
+_ = record("transformers TPOT / llama.cpp TPOT", ratio, note="04 comparison, one run each, not side by side", fmt=".1f")
+
+# %% [markdown]
 # - **Load time** is paid once per process: this is why people run a server that keeps the model loaded.
-# - On a busy machine everything slows down; `benchmarks/backends.py` measures each backend's ratio to raw
-#   llama-cpp-python in one run, which cancels most of that noise.
+# - On a busy machine everything slows down, and each row above was measured at a different moment;
+#   `benchmarks/backends.py` measures each backend's ratio to raw llama-cpp-python side by side in one run,
+#   which cancels most of that noise.
 #
 # ## 5. How much memory does a user cost? The KV cache
 #
@@ -360,41 +431,58 @@ _ = record("KV cache KiB/token Llama-3.1-8B (fp16)", kv.loc["Llama-3.1-8B", "KiB
 
 # %% [markdown]
 # What to notice:
-# - An 8B model's cache costs 128 KiB per token: a single 4k-token conversation holds 512 MiB, on top of
-#   16 GB of fp16 weights. Memory for the cache, not arithmetic, limits how many users one GPU can serve.
-# - Llama-2-7B has as many KV heads as query heads (32); Llama-3 and Mistral share 8 KV heads between 32
-#   query heads (**grouped-query attention**), which cuts the cache by 4×. An 8-bit cache halves it again.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+big = kv.loc["Llama-3.1-8B"]
+gqa_saving = kv.loc["Llama-2-7B", "KiB/token"] / big["KiB/token"]
+display(Markdown(
+    f"- An 8B model's cache costs {big['KiB/token']:.0f} KiB per token: a single 4k-token conversation holds "
+    f"{big['MiB per 4k-token chat']:.0f} MiB, on top of 16 GB of fp16 weights (8 billion × 2 bytes). Memory for the "
+    "cache, not arithmetic, limits how many users one GPU can serve.\n"
+    f"- Llama-2-7B has as many KV heads as query heads ({kv.loc['Llama-2-7B', 'n_kv_heads']}); Llama-3.1 and Mistral share "
+    f"{big['n_kv_heads']:.0f} KV heads between 32 query heads (**grouped-query attention**, head counts from each model's "
+    f"published `config.json`), which cuts the cache by {gqa_saving:.0f}×. An 8-bit cache halves it again."))
 #
 # ## 6. Many users, one server
 #
 # Now the server gets several requests at once. `load_test` sends `REQUESTS` requests with `concurrency` of
 # them in flight (a thread pool), each a short greedy chat, and measures every request's latency and the
-# total throughput. It only targets servers on this machine and keeps the counts bounded.
+# total throughput. It only targets servers on this machine and keeps the counts bounded. `sweep` runs it at
+# each level of `LEVELS`, `SWEEP_REPEATS` times in turns, and keeps each level's least disturbed run (the
+# shortest wall time): on a busy machine a stall then cannot make one level look slow on its own.
 #
-# First, why we started the server with `--interrupt_requests false`. A second server with the default
-# settings, and two streamed requests at once:
+# First, why `LlamaServer` turns interruption off. A second server with llama-cpp-python's own default
+# (`--interrupt_requests true`: the last value given wins), and two streamed requests at once:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from course_utils.serving import load_test
 
-with LlamaServer(model=MODEL) as default_server:
+with LlamaServer(model=MODEL, extra_args=("--interrupt_requests", "true")) as default_server:
     clash = load_test(default_server.base_url, concurrency=2, n_requests=2, max_tokens=LOAD_TOKENS)
 print([(r.completion_tokens, r.finish_reason or "cut short") for r in clash.requests])
 assert default_server.process is None  # stopped when the `with` block ended
+cut_short = [r for r in clash.requests if r.completion_tokens < LOAD_TOKENS]
+if cut_short:
+    display(Markdown(f"{len(cut_short)} of the 2 streams ended early, with {', '.join(str(r.completion_tokens) for r in cut_short)} "
+                     f"of {LOAD_TOKENS} tokens: llama-cpp-python's server runs one request at a time and, by default, "
+                     "*interrupts* the running stream when another waits."))
+else:
+    display(Markdown("This time both streams got all their tokens: the second request arrived only after the first had "
+                     "finished, so there was nothing to interrupt (it depends on timing). When a request does wait, "
+                     "llama-cpp-python's server, which runs one request at a time, *interrupts* the running stream by default."))
 
 # %% [markdown]
-# One of the two streams ends early (often with no token at all): llama-cpp-python's server runs one
-# request at a time and, by default, *interrupts* the running stream when another waits. Friendly for a
-# single user who edits and resends a prompt, useless for many users. With interruption off, requests
-# queue instead:
+# Interrupting is friendly for a single user who edits and resends a prompt, useless for many users. With
+# interruption off, requests queue instead:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from course_utils.serving import plot_sweep, sweep
 
 load_test(server.base_url, concurrency=1, n_requests=1, max_tokens=4)  # warm-up
-scaling = sweep(server.base_url, levels=LEVELS, n_requests=REQUESTS, max_tokens=LOAD_TOKENS)
+scaling = sweep(server.base_url, levels=LEVELS, n_requests=REQUESTS, max_tokens=LOAD_TOKENS, repeats=SWEEP_REPEATS)
 scaling.round(2)
 
 # %%
@@ -402,29 +490,45 @@ fig = plot_sweep(scaling)
 assert (scaling["errors"] == 0).all()
 assert (scaling["tokens/request"] == LOAD_TOKENS).all()  # no request was cut short
 
-# %% [markdown]
-# What to notice:
-# - **Latency grows with concurrency**: the p50 and p90 latencies and the mean TTFT rise, because a request
-#   waits in the queue while the others are generated. The p90 is the user who waited longest.
-# - **Throughput stays flat**: the server decodes one sequence at a time, so tokens/s for everyone together
-#   cannot beat what one request gets when it has the server to itself (recorded below). On a busy machine
-#   the concurrency-1 row can show less than that, because one slow request (see its p90) stalls the whole
-#   queue of one; with more requests waiting, the server never sits idle between them.
-# - **Average in flight** is Little's law: the sum of all latencies divided by the wall time is the mean
-#   number of requests in the system. It follows the concurrency level: requests are *waiting*, not being
-#   served together.
-
 # %%
-assert scaling["avg in flight"].iloc[-1] > 1.5 * scaling["avg in flight"].iloc[0], "more requests in flight must mean more waiting"
-assert scaling["mean TTFT s"].iloc[-1] > scaling["mean TTFT s"].iloc[0], "queueing shows up as a longer wait for the first token"
+lo, hi = scaling.index[0], scaling.index[-1]
+latency_growth = scaling.loc[hi, "p50 latency s"] / scaling.loc[lo, "p50 latency s"]
+ttft_growth = scaling.loc[hi, "mean TTFT s"] / scaling.loc[lo, "mean TTFT s"]
+assert scaling.loc[hi, "avg in flight"] > 1.5 * scaling.loc[lo, "avg in flight"], "more requests in flight must mean more waiting"
+if hi >= 2 * lo:  # with twice as many in flight, each request waits behind at least one other
+    assert ttft_growth > 1.5, f"queueing shows up as a longer wait for the first token; it grew only {ttft_growth:.2f}x"
+    assert latency_growth > 1.3, f"p50 latency grew only {latency_growth:.2f}x from {lo} to {hi} requests in flight"
+
+# %% [markdown]
+# What to notice, from the table (the sentences are chosen from this run's numbers):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 first, last = scaling.iloc[0], scaling.iloc[-1]
 alone = LOAD_TOKENS / first["p50 latency s"]  # what one request gets when it has the server to itself
+growth = last["throughput tokens/s"] / first["throughput tokens/s"]
+notes = [f"**Latency grows with concurrency** (asserted above): p50 latency {first['p50 latency s']:.2f} s → {last['p50 latency s']:.2f} s "
+         f"({latency_growth:.1f}×) and mean TTFT {first['mean TTFT s']:.2f} s → {last['mean TTFT s']:.2f} s ({ttft_growth:.1f}×) from {lo} to {hi} "
+         "requests in flight, because a request waits in the queue while the others are generated. The p90 is the user "
+         "who waited longest."]
+throughputs = " → ".join(f"{v:.1f}" for v in scaling["throughput tokens/s"])
+if growth < 1.5:
+    notes.append(f"**Throughput stays roughly flat** ({throughputs} tokens/s, ×{growth:.2f} from {lo} to {hi}): the server "
+                 "decodes one sequence at a time, so all users together get about what one request gets when it has the "
+                 f"server to itself ({alone:.1f} tokens/s at concurrency {lo}).")
+else:
+    notes.append(f"**Throughput grew ×{growth:.1f}** ({throughputs} tokens/s). A one-at-a-time server cannot decode faster "
+                 "for more users; what grows is the share of time it is busy. At concurrency 1 it idles between the end of "
+                 "one request and the arrival of the next (HTTP, JSON, the client's thread), and on a busy machine one slow "
+                 "request (see the p90) stalls the whole queue of one; with more requests waiting, the next one is already there. "
+                 f"Compare with one request alone: {alone:.1f} tokens/s (from the p50 latency at concurrency {lo}).")
+notes.append(f"**Average in flight** is Little's law: the sum of all latencies divided by the wall time is the mean number "
+             f"of requests in the system: {' → '.join(f'{v:.2f}' for v in scaling['avg in flight'])}. It follows the "
+             "concurrency level: requests are *waiting*, not being served together.")
+display(Markdown("\n".join(f"- {n}" for n in notes)))
 _ = record("one request alone (tokens/s)", round(alone, 1), note="LOAD_TOKENS / p50 latency at concurrency 1")
-_ = record(f"server throughput at concurrency {scaling.index[-1]} (tokens/s)", round(last["throughput tokens/s"], 1))
-_ = record(f"p50 latency growth 1 -> {scaling.index[-1]} users", round(last["p50 latency s"] / first["p50 latency s"], 1), note="x", fmt=".1f")
+_ = record(f"server throughput at concurrency {hi} (tokens/s)", round(last["throughput tokens/s"], 1), note=f"x{growth:.2f} vs concurrency {lo}")
+_ = record(f"p50 latency growth {lo} -> {hi} users", round(latency_growth, 1), note="x", fmt=".1f")
 
 # %% [markdown]
 # ### What changes for serving many users
@@ -435,19 +539,62 @@ _ = record(f"p50 latency growth 1 -> {scaling.index[-1]} users", round(last["p50
 #
 # - **Continuous batching** ([vLLM](https://docs.vllm.ai), TGI, llama.cpp's C++ `llama-server`): new requests
 #   join the running batch at the next decode step and finished ones leave, instead of waiting for a whole
-#   batch to end. Throughput then grows almost linearly with concurrency until the GPU is busy, and latency
-#   grows slowly instead of in queue-sized steps.
+#   batch to end. Throughput then grows with concurrency until the compute units are busy: the vLLM paper
+#   (Kwon et al., "Efficient Memory Management for Large Language Model Serving with PagedAttention", SOSP 2023)
+#   reports 2–4× the throughput of earlier GPU servers at the same latency.
 # - **Paged KV cache** (vLLM's PagedAttention): the cache is stored in fixed-size pages allocated as a
 #   conversation grows, like virtual memory, instead of one maximum-length block per user. Less waste means
 #   more users in the same memory (section 5), and shared prefixes (a common system prompt) are stored once.
 # - **Slots** (`llama-server --parallel 4 --cont-batching`, Ollama's `OLLAMA_NUM_PARALLEL`): N conversations
-#   decode together, the context (`--ctx-size`) is split between them. The Python server used here has none
+#   decode together, the context (`--ctx-size`) is split between them. The Python server used above has none
 #   of this: it is fine for one user and for teaching, not for a team.
 # - **LM Studio** (desktop app, llama.cpp/MLX inside), **text-generation-webui** (a web UI with several
 #   loaders) and **LocalAI** (a drop-in OpenAI API for many model types) are convenient front ends for one
 #   machine. All of them, and vLLM, expose the OpenAI API, so `get_backend("openai", base_url=...)`, the
 #   `openai` client and LangChain work unchanged: only `OPENAI_BASE_URL` changes.
 #
+# Does batching help on this 2-core CPU too? llama.cpp's C++ `llama-server` with one slot per request in
+# flight (`LlamaCppServer`, the engine behind `course serve`), the same load test. It is not on PyPI:
+# `bash tools/build_llama_server.sh` compiles it once (6-10 min); without it this cell says so and moves on.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course_utils.server import LlamaCppServer, llama_server_binary
+
+batched = None
+if llama_server_binary() is None:
+    print("llama-server is not built on this machine: run `bash tools/build_llama_server.sh` once to see this comparison")
+else:
+    with LlamaCppServer(model=MODEL, parallel=max(LEVELS)) as slots_server:
+        load_test(slots_server.base_url, concurrency=1, n_requests=1, max_tokens=4)  # warm-up
+        batched = sweep(slots_server.base_url, levels=LEVELS, n_requests=REQUESTS, max_tokens=LOAD_TOKENS, repeats=SWEEP_REPEATS)
+    side_by_side = pd.DataFrame({"one at a time (llama_cpp.server)": scaling["throughput tokens/s"],
+                                 f"{max(LEVELS)} slots (llama-server)": batched["throughput tokens/s"]})
+    print("throughput, tokens/s for all users together:")
+    print(side_by_side.round(1).to_string())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+if batched is not None:
+    slots_growth = batched["throughput tokens/s"].iloc[-1] / batched["throughput tokens/s"].iloc[0]
+    slots_latency_growth = batched["p50 latency s"].iloc[-1] / batched["p50 latency s"].iloc[0]
+    trend = "grew" if slots_growth >= 1.1 else "fell" if slots_growth <= 0.9 else "stayed about level"
+    text = (f"With {max(LEVELS)} slots, throughput {trend} (×{slots_growth:.2f} from {lo} to {hi} requests in flight; the "
+            f"one-at-a-time server: ×{growth:.2f}), and p50 latency grew ×{slots_latency_growth:.2f} (one at a time: ×{latency_growth:.2f}). ")
+    if slots_growth >= 1.3 and slots_growth > 1.2 * growth:
+        text += "Batching pays even on a CPU: one pass over the weights serves several sequences. "
+    else:
+        text += "On this run batching did not pay off clearly. "
+    alone_a, alone_b = scaling["throughput tokens/s"].iloc[0], batched["throughput tokens/s"].iloc[0]
+    if max(alone_a, alone_b) > 1.5 * min(alone_a, alone_b):
+        text += (f"At concurrency {lo}, where batching plays no part, the two servers gave {alone_a:.1f} and {alone_b:.1f} tokens/s "
+                 "although both run llama.cpp's kernels on the same file: this run was disturbed (a busy machine), so read these "
+                 "numbers with care and rerun on a quiet machine. ")
+    text += "On a GPU a single sequence leaves most arithmetic units idle, which is where batching gains most (the vLLM paper above)."
+    display(Markdown(text))
+    _ = record(f"llama-server {max(LEVELS)} slots throughput growth {lo} -> {hi}", slots_growth, note=f"x; one-at-a-time server x{growth:.2f}", fmt=".2f")
+
+# %% [markdown]
 # Rules of thumb: for one user on a laptop, latency (TTFT, TPOT) is what counts and llama.cpp or Ollama is
 # the right tool; for many users on a GPU, throughput per GPU is what counts and continuous batching with a
 # paged KV cache (vLLM) is the standard answer.
@@ -479,9 +626,10 @@ print("server stopped; the port no longer answers")
 # - An Ollama `Modelfile` fixes a model's weights, system prompt, parameters and chat template.
 # - `measure_stream` turns any stream into TTFT, TPOT and tokens/s; `compare_backends` and `plot_comparison`
 #   compare backends on the same conversation.
-# - KV-cache memory per token is 2 × layers × KV heads × head size × bytes: 22.5 KiB for SmolLM2, 128 KiB for
-#   an 8B model with grouped-query attention.
-# - A one-request-at-a-time server under load: latency grows with the number of users, throughput stays flat.
+# - KV-cache memory per token is 2 × layers × KV heads × head size × bytes (section 5 computed it for this model
+#   and for 7-8B models): memory for the cache limits how many users one GPU serves.
+# - A one-request-at-a-time server under load: latency grows with the number of users, and throughput cannot
+#   grow beyond keeping the one decoder busy (section 6 printed by how much it changed on this run).
 #   Continuous batching, paged KV caches and parallel slots (vLLM, llama-server) are what change that.
 #
 # ## Exercises
