@@ -16,7 +16,7 @@
 #
 # **Prerequisites:** lesson 06 (embeddings, cosine similarity). Lesson 03 (chat messages) helps.
 #
-# **Run time:** 58 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 9 min 57 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The first run embeds the passages and caches the index; later runs reopen it. `FULL = True` indexes every
 # bundled passage (several minutes the first time).
@@ -305,7 +305,7 @@ def judge(reply, expected=None):
     checks = reply.checks or verify_citations(reply.attributed_text or "", [h.text[:400] for h in reply.sources], embedder)
     verdict = {
         "copied from a source": f"yes, {copied} characters word for word" if copied >= 80 else "no",
-        "terms in no source": ", ".join(made_up) or "none",
+        "terms in no source": ", ".join(repr(t) for t in made_up) or "none",
         "citations (supported / written)": f"{sum(c.supported for c in checks)} / {len(checks)}"
                                            + ("" if reply.citations or not reply.attributed else " (added afterwards)"),
     }
@@ -362,9 +362,9 @@ display(Markdown(
        if with_made_up else "Every number and name in these answers occurs in a source.")))
 
 # %% [markdown]
-# A small model follows the citation instruction poorly; larger instruction-tuned models (set `COURSE_MODEL`)
-# usually do better with the same prompt, but the checks above apply to any model: showing the sources lets
-# the reader check, and checking in code catches what the reader would miss.
+# How often a model writes citations itself, and how often they hold, depends on the model: count them for
+# yours (set `COURSE_MODEL`). The checks apply to any model: showing the sources lets the reader check, and
+# checking in code catches what a reader would miss.
 #
 # ## 5. Evaluation: dense vs BM25 vs hybrid
 #
@@ -610,8 +610,8 @@ print("the model repeated the attacker's link:", obeyed)
 # %%
 display(Markdown(
     ("This time the small model **obeyed the attacker**." if obeyed else
-     "This time the small model did not repeat the attacker's message, which is luck, not safety: it did not "
-     "follow the injected instruction any better than it follows ours.")
+     "This time the small model did not repeat the attacker's message. That is luck, not safety: nothing stopped "
+     "the instruction from reaching it.")
     + " Whether a model obeys varies with the wording and the model; a model trained to follow instructions well "
     "also follows injected ones (Greshake et al., 2023, \"Not what you've signed up for\", showed such indirect "
     "prompt injections working against GPT-4-based applications)."))
@@ -654,7 +654,7 @@ display(Markdown(
     + ("But the defended answer is **no answer**: "
        + ("it repeats the same line " if repeats else "")
        + f"and takes {len(said)} word(s) from the real passage. The defence kept the attack out; it did not "
-       "make the 135M model answer well (for that, see the answer quality measured in section 6)."
+       "make the small model answer."
        if degenerate else f"The answer uses the real passage ({len(said)} words taken from it, e.g. {', '.join(said[:5])}).")))
 
 # %%
@@ -696,10 +696,11 @@ display(Markdown("\n".join([
     f"{bm25_mrr:.3f} / {hybrid_mrr:.3f}).",
     f"- Reopening the store took {reopen_s:.2f} s and embedded nothing.",
     f"- Citations: {supported} of {written} citations in section 4's two answers passed the support check; "
-    f"{len(with_made_up)} of them contained a detail found in no source.",
+    f"{len(with_made_up)} of the {len(judged)} answers contained a detail found in no source.",
     f"- Yes/no answers on {len(rows)} questions: closed-book {closed_acc:.2f}, with retrieval {open_acc:.2f}, "
-    f"always-{majority} baseline {baseline:.2f}. Retrieval working does not make a 135M model answer well: measure "
-    "the answers, not just the retrieval.",
+    f"always-{majority} baseline {baseline:.2f}. "
+    + ("Retrieval working did not make the model beat the baseline: measure the answers, not just the retrieval."
+       if open_acc <= baseline else "With retrieval the model beat the baseline on this sample."),
     f"- The injection filter withheld the attacker's chunk and flagged {len(false_alarms)} of {len(all_passages):,} real "
     f"passages; the defended answer {'was no real answer' if degenerate else 'used the real passage'}.",
 ])))
