@@ -119,10 +119,16 @@ def kinds_of_answer(predictions):
 base_kinds = kinds_of_answer(base_answers)
 print("base model:", base_kinds)
 
+# %%
+display(Markdown(
+    f"Of the {len(answers)} base-model answers, {base_kinds['no complete ISO date']} contain no complete ISO date (look at the "
+    f"examples: the model answers in its own words and is cut short, or repeats the date as written), "
+    f"{base_kinds['ISO date inside other words']} have one inside other words, {base_kinds['ISO date alone, wrong digits']} "
+    f"are a bare ISO date with wrong digits, and {base_kinds['exactly right']} are exactly right: "
+    f"an exact match of {base_em:.0%}."))
+
 # %% [markdown]
-# The categories above say what the base model does with the request: it answers in its own words ("The date
-# in YYYY-MM-DD format is ..." cut short), repeats the date as written, or gets the digits wrong; few answers
-# are exactly right. The **held-out loss** is the mean
+# The **held-out loss** is the mean
 # cross-entropy of the reference answer's tokens (including the end-of-turn token that stops generation) given the
 # prompt: how surprised the model is by the answer we want. Both numbers are measured on examples never trained on.
 #
@@ -498,8 +504,8 @@ print(modelfile.read_text())
 # **PEFT** (parameter-efficient fine-tuning) is the family: LoRA and its variants (QLoRA, DoRA, rsLoRA with
 # `alpha/√r` scaling), prefix and prompt tuning (trainable virtual tokens), IA³ (learned rescaling vectors), and
 # adapters between layers. LoRA is popular because it merges away: zero cost at inference.
-# Which layers? The LoRA paper (Hu et al., 2021) adapted only attention weights and, for a fixed parameter budget,
-# found `q` and `v` together the best choice; the QLoRA paper (Dettmers et al., 2023) found that adapting every
+# Which layers? The LoRA paper (Hu et al., 2021) adapted only attention weights (in most experiments `q` and `v`);
+# the QLoRA paper (Dettmers et al., 2023) found that adapting every
 # linear layer (attention and MLP) was needed to match full fine-tuning. Rank 8-16 is a common start.
 #
 # **On a Mac.** Apple's **MLX** (`pip install mlx-lm`) fine-tunes with LoRA on the GPU of Apple silicon using
