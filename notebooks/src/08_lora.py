@@ -16,7 +16,7 @@
 # **Prerequisites:** lesson 02 (a transformer's layers, `q_proj`/`k_proj`/...) and lesson 05 (quantization: int4
 # codes and scales, `course_utils.quant`). A little PyTorch training (loss, `backward()`, an optimizer).
 #
-# **Run time:** 1 min 18 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 21 min 21 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Everything runs offline on the bundled SmolLM2-135M-Instruct. Files written (adapter, merged model, GGUF) go to
 # the course cache (`COURSE_CACHE`, default `~/.cache/local-llm-lab/lora/`), not into the repository.
@@ -124,7 +124,7 @@ display(Markdown(
     f"Of the {len(answers)} base-model answers, {base_kinds['no complete ISO date']} contain no complete ISO date (look at the "
     f"examples: the model answers in its own words and is cut short, or repeats the date as written), "
     f"{base_kinds['ISO date inside other words']} have one inside other words, {base_kinds['ISO date alone, wrong digits']} "
-    f"are a bare ISO date with wrong digits, and {base_kinds['exactly right']} are exactly right: "
+    f"are a bare ISO date with wrong digits, and {base_kinds['exactly right']} exactly right: "
     f"an exact match of {base_em:.0%}."))
 
 # %% [markdown]
@@ -401,9 +401,9 @@ display(Markdown(
     f"The int4 base starts {'worse' if q_base_loss > base_loss else 'no worse'} than fp32 on this loss "
     f"({q_base_loss:.3f} vs {base_loss:.3f}; a loss on a few exact answer tokens is sensitive to 4-bit rounding). "
     f"Adapters trained on top of the frozen int4 weights cut its loss {q_base_loss / q_loss:.1f}-fold: they learn the task "
-    f"*and* can absorb part of the quantization error. {versus} Speed is not the gain on a CPU (the weights are "
-    f"de-quantized in every forward pass): here {q_result.seconds_per_step:.1f} s/step against {result.seconds_per_step:.1f} s/step "
-    "for LoRA, measured in different cells (`benchmarks/lora.py` compares them side by side)."))
+    f"*and* can absorb part of the quantization error. {versus} Speed is not what QLoRA is for: its weights are "
+    f"de-quantized in every forward pass. This run took {q_result.seconds_per_step:.1f} s/step against {result.seconds_per_step:.1f} s/step "
+    "for LoRA, measured in different cells, so not a fair race (`benchmarks/lora.py` times them side by side)."))
 
 # %%
 params_7b = 7e9  # a "7B" model
