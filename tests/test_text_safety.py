@@ -187,3 +187,17 @@ def test_format_sources_in_each_style():
         format_sources(hits, style="html")
     with pytest.raises(InvalidOption, match="one string"):
         format_sources("one text")
+
+
+def test_unsupported_terms_lists_numbers_and_names_found_in_no_source():
+    sources = ["The Kindle Fire was first released in November 2011 by Amazon.com.", "Renunciation costs $2,350."]
+    answer = "The Kindle Fire was released on November 2, 2011 by Amazon in Seattle, for 2,350 dollars [1]."
+    assert text_safety.unsupported_terms(answer, sources) == ["Seattle", "2"]  # "[1]" and "2,350" are not flagged
+
+
+def test_unsupported_terms_reads_the_question_and_ignores_sentence_starts_and_case():
+    sources = ["escape from gringotts is an indoor steel roller coaster."]
+    question = "What kind of ride is Harry Potter and the Escape from Gringotts?"
+    assert text_safety.unsupported_terms("Harry Potter rides it. It is a Roller Coaster.", sources, question) == []
+    assert text_safety.unsupported_terms("It is the Goblet of Svela.", sources, question) == ["Goblet", "Svela"]
+    assert text_safety.unsupported_terms("", sources) == []

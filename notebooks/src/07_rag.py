@@ -8,15 +8,18 @@
 # - a persistent **Chroma** vector store fed by the local embedding model: add, query, delete, count;
 #   reopening without re-embedding; batched, resumable adding;
 # - retrieval → a prompt with numbered sources → an answer citing [1], [2] → the sources shown;
-# - evaluation on real data (3,270 BoolQ questions over 2,938 Wikipedia passages): recall@k and MRR for
-#   dense, BM25 (from scratch) and hybrid retrieval, and whether retrieval helps the small model answer;
+# - evaluation on real data (BoolQ questions over their Wikipedia passages; the default run uses a subset,
+#   `FULL = True` all of them): recall@k and MRR for dense, BM25 (from scratch) and hybrid retrieval, and
+#   whether retrieval helps the small model answer;
 # - the same pipeline with **LangChain**, giving the same results;
 # - prompt injection hidden in a retrieved document, and a mitigation.
 #
 # **Prerequisites:** lesson 06 (embeddings, cosine similarity). Lesson 03 (chat messages) helps.
 #
-# **Run time:** 58 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
-# seconds afterwards. `FULL = True` indexes all 2,938 passages (several minutes the first time).
+# **Run time:** 5 min 25 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+#
+# The first run embeds the passages and caches the index; later runs reopen it. `FULL = True` indexes every
+# bundled passage (several minutes the first time).
 #
 # The code is in `src/course_utils/rag/` (documents, store, retrievers, answer, metrics), `text_safety.py`
 # (injection patterns, citations), `bm25.py` and `embeddings.py`.
@@ -33,7 +36,7 @@ if "google.colab" in sys.modules:
 BACKEND = "auto"  # the chat model that writes the answers
 MODEL = None
 SEED = 0
-FULL = False  # True: index all 2,938 BoolQ passages and evaluate on all 3,270 questions
+FULL = False  # True: index every bundled BoolQ passage and evaluate on every question
 N_PASSAGES = 300  # passages indexed when FULL is False
 N_CHUNKING = 60  # passages used to compare chunking strategies (one small index per strategy)
 N_YES_NO = 12  # yes/no questions answered with and without retrieval
@@ -41,13 +44,16 @@ K = 2  # sources given to the model (a 135M model copes badly with more)
 
 # %%
 import os
+import re
 import time
 
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
 from course_utils import get_backend, record, setup_notebook
 from course_utils import rag
+from course_utils.evaldata import boolq
 
 cfg = setup_notebook(seed=SEED)
 pd.set_option("display.max_colwidth", 80)
@@ -56,16 +62,19 @@ pd.set_option("display.max_colwidth", 80)
 # ## 1. The corpus: real passages, real questions
 #
 # BoolQ (Clark et al., 2019) is a set of yes/no questions that people typed into a search engine, each paired
-# with the Wikipedia passage that answers it. The course bundles its validation split: 3,270 questions over
-# 2,938 distinct passages. For retrieval that is a ready-made test: index the passages, search with the
-# question, and check whether the question's own passage comes back.
+# with the Wikipedia passage that answers it. The course bundles its validation split. For retrieval that is
+# a ready-made test: index the passages, search with the question, and check whether the question's own
+# passage comes back.
 
 # %%
 docs, questions = rag.boolq_corpus(None if FULL else N_PASSAGES)
+bundled = boolq()
+n_all_questions, n_all_passages = len(bundled), len(set(bundled["passage"]))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{len(docs):,} passages, {len(questions):,} questions about them")
+print(f"bundled BoolQ validation: {n_all_questions:,} questions over {n_all_passages:,} distinct passages")
+print(f"this run ({'FULL' if FULL else f'N_PASSAGES = {N_PASSAGES}'}): {len(docs):,} passages, {len(questions):,} questions about them")
 q = questions[1]
 print(f"\nquestion: {q.question!r} (answer: {'yes' if q.answer else 'no'})\npassage {q.doc_id}: {docs[q.doc_id][:300]}...")
 
@@ -141,12 +150,25 @@ plt.show()
 best_chunking = chunking["MRR@10"].idxmax()
 _ = record("best chunking (MRR@10)", best_chunking, note=f"{chunking.loc[best_chunking, 'MRR@10']:.3f} on {len(sub_questions)} questions")
 
+# %%
+n_sub = len(sub_questions)
+lo, hi = chunking["MRR@10"].min(), chunking["MRR@10"].max()
+firsts = (chunking["recall@1"] * n_sub).round().astype(int)
+worst_chunking = chunking["MRR@10"].idxmin()
+truncated_whole = int(chunking.loc["whole passage", "over 256 pieces"])
+display(Markdown(
+    f"On these {len(sub_docs)} passages ({n_sub} questions) MRR@10 ranges from {lo:.3f} ({worst_chunking}) to "
+    f"{hi:.3f} ({best_chunking}); the number of questions whose passage ranks first goes from {firsts.min()} to "
+    f"{firsts.max()}. " + ("That is a difference of a few questions: too small to rank the strategies with "
+    "confidence, and the ranking can change with the corpus." if firsts.max() - firsts.min() <= 3 else
+    "That is a clear difference on this corpus, but the ranking can change with another one.")
+    + f" Note that {truncated_whole} of the whole passages are longer than the 256 word pieces MiniLM reads: "
+    "the end of those passages is never embedded."))
+
 # %% [markdown]
-# The differences are small on 60 short passages and the ranking can change with the corpus: measure on
-# your own documents. Two things hold generally: tiny chunks (200 characters) lose the context that tells
-# the embedder what a fragment is about, and nothing is gained by cutting a passage that the model can read
-# whole. We use whole sentences packed up to 800 characters for the rest of the lesson: no chunk is
-# truncated and each passage stays in one or a few chunks.
+# Measure on your own documents. We use whole sentences packed up to 800 characters for the rest of the
+# lesson: each passage stays in one or a few chunks, and no sentence is cut in the middle (the next cell
+# counts the chunks that are still longer than MiniLM reads).
 #
 # ## 3. A persistent Chroma store
 #
@@ -159,12 +181,15 @@ chunks = rag.chunk_documents(docs, "sentences", size=800)
 started = time.perf_counter()
 store, report = rag.cached_store(chunks, prefix="boolq", embedder=embedder)
 print(f"{len(docs):,} passages -> {len(chunks):,} chunks; {report}; {time.perf_counter() - started:.1f} s in all")
+too_long = sum(t > 256 for t in embedder.count_tokens([c.text for c in chunks]))
+print(f"chunks longer than the 256 word pieces MiniLM reads (their end is not embedded): {too_long} of {len(chunks):,}")
 print(store)
 disk = sum(p.stat().st_size for p in store.path.rglob("*") if p.is_file())
 print(f"on disk: {disk / 1e6:.1f} MB in {store.path}")
 
 # %% [markdown]
-# The first run embeds every chunk (in batches of 128, shortest first, so little time goes to padding).
+# The first run embeds every chunk (128 chunks per Chroma call; the embedder sorts each call's texts by
+# length, so little time goes to padding).
 # Later runs find every id already stored and embed nothing: the collection's name contains a hash of all
 # chunk texts, so different chunks get their own collection. Now the four basic operations:
 
@@ -195,7 +220,9 @@ store.close()
 started = time.perf_counter()
 store = rag.VectorStore.open(path, name, embedder)
 reopen_s = time.perf_counter() - started
-print(f"reopened {store.count():,} chunks in {reopen_s:.2f} s; add() again -> {store.add(chunks)}")
+readd = store.add(chunks)
+print(f"reopened {store.count():,} chunks in {reopen_s:.2f} s; add() again -> {readd}")
+assert readd.added == 0  # everything was still there: nothing re-embedded
 
 # %% [markdown]
 # **Adding is batched and resumable.** Each batch is one Chroma call, stored completely or not at all. We
@@ -248,29 +275,96 @@ for message in rag.build_messages(question, rag.retrieve(store, question, k=K), 
 started = time.perf_counter()
 reply = rag.answer(question, store, llm, k=K, max_tokens=50, max_chars=400)
 print(reply.show(max_chars=120))
-print(f"\n({time.perf_counter() - started:.1f} s; the model cited {reply.citations or 'nothing'} itself)")
+print(f"\n({time.perf_counter() - started:.1f} s; the model wrote the citations {reply.citations or 'none'})")
 
 # %% [markdown]
-# `show()` prints the answer, then the sources (`*` marks the cited ones). Check the answer against the
-# sources yourself: a 135M-parameter model often copies the top source (sometimes with its "[1]"), and
-# sometimes mixes in a number from the wrong source. When the model cites nothing, `answer()` adds
-# citations *afterwards*: each sentence of the answer gets the number of the source it is most similar to
-# (cosine ≥ 0.45 with MiniLM), and the output says so. That is attribution by similarity: it shows which
-# source a sentence *resembles*, not that the source supports it. Two more questions:
+# `show()` prints the answer, then the sources (`*` marks the cited ones). Do not take the answer on trust:
+# judge it. Three checks, all in code below: did the model **copy** a source verbatim instead of answering
+# (a long stretch of text shared with a source)? Does it contain **numbers or names that no source contains**
+# (`text_safety.unsupported_terms`: the model brought them in, often made up)? And does each **citation** count:
+# `verify_citations` (run by `answer()`) accepts `[n]` only when source n supports its sentence (cosine ≥ 0.6
+# between the sentence and a sentence of the source), and not when the model copied the prompt's "[1] text"
+# label along with the text. For this question we also know the right answer: the source gives a fee of 2,350 dollars.
 
 # %%
-own_citations, any_citation = 0, 0
-for question in ["When was the Kindle Fire first released?", "What does a spark plug do in an engine?"]:
-    reply = rag.answer(question, store, llm, k=K, max_tokens=50, max_chars=400)
-    print(f"Q: {question}\n{reply.show(max_chars=100)}\n")
-    own_citations += bool(reply.citations)
-    any_citation += bool(reply.citations or reply.attributed)
-_ = record("answers citing a source", f"{own_citations}/2 by the model, {any_citation}/2 with attribution", note=llm.info().model)
+from difflib import SequenceMatcher
+
+from course_utils.text_safety import unsupported_terms, verify_citations
+
+
+def copied_chars(text, sources):
+    """The longest stretch of `text` found word for word in one of the sources (in characters)."""
+    return max((SequenceMatcher(None, text, s.text, autojunk=False).find_longest_match().size for s in sources), default=0)
+
+
+def judge(reply, expected=None):
+    """What the answer really is: a few verdicts computed from its text and its sources."""
+    text = reply.text.strip()
+    copied = copied_chars(text, reply.sources)
+    made_up = unsupported_terms(text, reply.sources, reply.question)
+    checks = reply.checks or verify_citations(reply.attributed_text or "", [h.text[:400] for h in reply.sources], embedder)
+    verdict = {
+        "copied from a source": f"yes, {copied} characters word for word" if copied >= 80 else "no",
+        "terms in no source": ", ".join(repr(t) for t in made_up) or "none",
+        "citations (supported / written)": f"{sum(c.supported for c in checks)} / {len(checks)}"
+                                           + ("" if reply.citations or not reply.attributed else " (added afterwards)"),
+    }
+    if expected is not None:
+        verdict[f"contains {expected!r}"] = expected in text
+    for key, value in verdict.items():
+        print(f"  {key:34} {value}")
+    return verdict
+
+
+first = judge(reply, expected="$2,350")
+
+# %%
+first_copied = first["copied from a source"] != "no"
+label_copied = any(c.copied for c in reply.checks)
+display(Markdown(" ".join([
+    "The model did not answer in its own words: it **copied the top source**." if first_copied
+    else "The model wrote its own sentence rather than copying a source.",
+    "The right fee (2,350 dollars) is in its text." if first["contains '$2,350'"] else "The right fee (2,350 dollars) is **not** in its text: a wrong answer.",
+    f"Citations that count (supported / written): {first['citations (supported / written)']}.",
+    "The \"[1]\" it wrote is the prompt's label copied along with the source, not a citation." if label_copied else "",
+])))
 
 # %% [markdown]
-# With the bundled 135M-parameter model, expect answers close to the wording of the top source and few
-# citations of its own; larger instruction-tuned models (set `COURSE_MODEL`) follow the citation
-# instruction far more often with the same prompt. Either way, showing the sources lets the reader check.
+# When the model cites nothing, `answer()` adds citations *afterwards*: each sentence of the answer gets the
+# number of the source it is most similar to (cosine ≥ 0.45 with MiniLM), and the output says so. That is
+# attribution by similarity: it shows which source a sentence *resembles*, not that the source supports
+# every detail in it, so `judge` also checks those added citations against the stricter support threshold
+# and lists the terms no source contains. Two more questions:
+
+# %%
+judged = []
+for question in ["When was the Kindle Fire first released?", "What does a spark plug do in an engine?"]:
+    reply = rag.answer(question, store, llm, k=K, max_tokens=50, max_chars=400)
+    print(f"Q: {question}\n{reply.show(max_chars=100)}")
+    judged.append((reply, judge(reply)))
+    print()
+own_citations = sum(bool(r.citations) for r, _ in judged)
+any_citation = sum(bool(r.citations or r.attributed) for r, _ in judged)
+supported = sum(int(v["citations (supported / written)"].split(" / ")[0]) for _, v in judged)
+written = sum(int(v["citations (supported / written)"].split(" / ")[1].split()[0]) for _, v in judged)
+with_made_up = [r.question for r, v in judged if v["terms in no source"] != "none"]
+_ = record("answers citing a source", f"{own_citations}/{len(judged)} by the model, {any_citation}/{len(judged)} with attribution",
+           note=f"{supported} of {written} citations supported; {llm.info().model}")
+
+# %%
+made_up_list = "; ".join(f"{r.question!r}: {v['terms in no source']}" for r, v in judged if v["terms in no source"] != "none")
+display(Markdown(
+    f"The model wrote citations itself in {own_citations} of {len(judged)} answers; with citations added afterwards, "
+    f"{any_citation} of {len(judged)} cite a source, and {supported} of those {written} citations pass the support check. "
+    + (f"**{len(with_made_up)} of {len(judged)} answers contain numbers or names that no source contains** ({made_up_list}): "
+       "details the model brought in, not read in its sources, even where the sentence as a whole resembles a source "
+       "and got a citation. A made-up detail with a citation attached is the most convincing kind of hallucination."
+       if with_made_up else "Every number and name in these answers occurs in a source.")))
+
+# %% [markdown]
+# How often a model writes citations itself, and how often they hold, depends on the model: count them for
+# yours (set `COURSE_MODEL`). The checks apply to any model: showing the sources lets the reader check, and
+# checking in code catches what a reader would miss.
 #
 # ## 5. Evaluation: dense vs BM25 vs hybrid
 #
@@ -317,25 +411,44 @@ record("dense MRR@10", dense.mrr, fmt=".3f")
 record("BM25 recall@5", results["BM25"].recall[5], fmt=".3f")
 record("hybrid recall@5", results["hybrid (RRF)"].recall[5], fmt=".3f")
 assert dense.recall[5] >= 0.9 and dense.recall[1] <= dense.recall[5]
-assert dense.mrr > results["BM25"].mrr  # on these paraphrased questions, meaning beats keywords
-
-# %% [markdown]
-# Dense retrieval finds the right passage in the top five for nearly every question. BM25 is clearly behind:
-# the questions were written without seeing the passage and share few exact words with it. The hybrid lands
-# in between: fusing a strong and a weaker ranking with equal weights pulls the strong one down. Hybrids
-# pay off when queries hinge on exact strings (product codes, names, error messages), which BoolQ lacks.
-#
-# How fast is one query? Embedding the question is most of the time:
+assert dense.mrr > results["BM25"].mrr + 0.05  # on these paraphrased questions, meaning beats keywords
 
 # %%
-latencies = []
+bm25_mrr, hybrid_mrr = results["BM25"].mrr, results["hybrid (RRF)"].mrr
+missed = round((1 - dense.recall[5]) * len(queries))
+if bm25_mrr < hybrid_mrr < dense.mrr:
+    hybrid_sentence = ("The hybrid lands in between: fusing a strong and a weaker ranking with equal weights pulls the strong one down.")
+elif hybrid_mrr >= dense.mrr:
+    hybrid_sentence = "Here the hybrid matches or beats dense retrieval: the two rankings make different mistakes."
+else:
+    hybrid_sentence = "Here the hybrid is even below BM25."
+display(Markdown(
+    f"Dense retrieval puts the right passage in the top five for {dense.recall[5]:.1%} of the {len(queries):,} questions "
+    f"(it misses {missed}). BM25 is behind (MRR@10 {bm25_mrr:.3f} vs {dense.mrr:.3f}): the questions were written without "
+    f"seeing the passage and share few exact words with it. {hybrid_sentence} (hybrid MRR@10: {hybrid_mrr:.3f}.) "
+    "Hybrids pay off when queries hinge on exact strings (product codes, names, error messages), which BoolQ lacks."))
+
+# %% [markdown]
+# How fast is one query, and where does the time go: embedding the question, or Chroma's search? We time
+# both halves separately, alternating them question by question:
+
+# %%
+embed_ms, search_ms = [], []
 for question in queries[:30]:
     started = time.perf_counter()
-    rag.retrieve(store, question, k=5)
-    latencies.append(1000 * (time.perf_counter() - started))
-_ = record("dense query latency (median)", float(np.median(latencies)), note="ms, embedding + Chroma search, k=5", fmt=".1f")
+    vector = embedder.embed_query(question)
+    embed_ms.append(1000 * (time.perf_counter() - started))
+    started = time.perf_counter()
+    store.search_vectors(vector[None], k=5)
+    search_ms.append(1000 * (time.perf_counter() - started))
+embed_med, search_med = float(np.median(embed_ms)), float(np.median(search_ms))
+_ = record("dense query latency (median)", embed_med + search_med, note=f"ms, k=5: embedding {embed_med:.1f} + Chroma search {search_med:.1f}", fmt=".1f")
 load = os.getloadavg()[0]
 print(f"(load average {load:.1f} on {os.cpu_count()} cores{': other programs were competing for the CPU, so every time here is inflated' if load > os.cpu_count() else ''})")
+share = embed_med / (embed_med + search_med)
+display(Markdown(f"Embedding the question takes {share:.0%} of the median query time here "
+                 + ("(most of it: a transformer forward pass costs more than a nearest-neighbour search over a few hundred vectors)."
+                    if share > 0.5 else "(less than half: here the search itself costs more than the embedding).")))
 
 # %% [markdown]
 # ## 6. Does retrieval help the model answer?
@@ -362,8 +475,10 @@ def accuracy(column):
     return float((answers[column] == answers["gold"]).mean())
 
 
+yes_share = float(answers["gold"].mean())
+majority = "yes" if yes_share >= 0.5 else "no"
 summary = {
-    "always 'yes' (baseline)": float(answers["gold"].mean()),
+    f"always '{majority}' (majority baseline)": max(yes_share, 1 - yes_share),
     "closed-book": accuracy("closed-book"),
     "with retrieval": accuracy("with retrieval"),
 }
@@ -372,16 +487,33 @@ for label, value in summary.items():
 print("answers given (closed-book / with retrieval):",
       dict(answers["closed-book"].value_counts(dropna=False)), "/", dict(answers["with retrieval"].value_counts(dropna=False)))
 record("yes/no accuracy closed-book", summary["closed-book"], note=f"{len(rows)} BoolQ questions, {llm.info().model}", fmt=".2f")
-baseline = summary["always 'yes' (baseline)"]
-record("yes/no accuracy with retrieval", summary["with retrieval"], note=f"'always yes' baseline: {baseline:.2f}", fmt=".2f")
+baseline = max(yes_share, 1 - yes_share)
+record("yes/no accuracy with retrieval", summary["with retrieval"], note=f"'always {majority}' baseline: {baseline:.2f}", fmt=".2f")
 assert answers["retrieved right passage"].mean() >= 0.8  # the retrieval half of the pipeline works
 
+# %%
+def compare(a, b, name_a, name_b):
+    if abs(a - b) < 1 / len(rows):
+        return f"{name_a} ({a:.2f}) equals {name_b} ({b:.2f})"
+    return f"{name_a} ({a:.2f}) is {'above' if a > b else 'below'} {name_b} ({b:.2f})"
+
+
+closed_acc, open_acc = summary["closed-book"], summary["with retrieval"]
+counts = answers["with retrieval"].value_counts(dropna=False)
+top_answer, top_count = counts.index[0], int(counts.iloc[0])
+top_name = {True: "yes", False: "no"}.get(top_answer, "no yes/no word")
+display(Markdown(
+    f"Retrieval found the right passage for {answers['retrieved right passage'].mean():.0%} of the {len(rows)} questions. "
+    f"With retrieval, {compare(open_acc, closed_acc, 'accuracy', 'closed-book accuracy')}, and "
+    f"{compare(open_acc, baseline, 'it', f'the always-{majority} baseline')}. "
+    f"The model answered \"{top_name}\" to {top_count} of {len(rows)} questions with the passage in front of it"
+    + (", whatever the passage said: it barely reads it." if top_count >= 0.75 * len(rows) else ".")
+    + f" On {len(rows)} questions one answer moves accuracy by {1 / len(rows):.2f}, so small differences here are noise."))
+
 # %% [markdown]
-# Be honest about what you see. Retrieval found the right passage for almost every question, yet a
-# 135M-parameter model tends to give the same answer ("No") to most yes/no questions whatever it reads,
-# so its accuracy can sit at or below the "always yes" baseline with and without retrieval. RAG cannot
-# make a model read better than it can; it makes the right text available. Rerun with a larger model
-# (`COURSE_MODEL=...`) to see the gap between closed-book and with-retrieval open up.
+# Be honest about what you see: RAG cannot make a model read better than it can; it only makes the right
+# text available. Whether a larger model (`COURSE_MODEL=...`) turns the retrieved passage into better answers is
+# something to measure with this same cell, not to assume.
 #
 # ## 7. The same pipeline with LangChain
 #
@@ -431,7 +563,16 @@ question = "What kind of ride is Harry Potter and the Escape from Gringotts?"
 out = chain.invoke(question)
 print("Q:", question, "\nA:", out["text"].strip(), "\nsources:", [h.doc_id for h in out["hits"]])
 assert [h.id for h in out["hits"]] == [h.id for h in our_store.search(question, k=K)]
+lc_made_up = unsupported_terms(out["text"], out["hits"], question)
+print("names or numbers in no source:", ", ".join(lc_made_up) or "none")
 lc_dir.cleanup()
+
+# %%
+display(Markdown(
+    "The chain works: the same sources as our own store. The answer is another matter: "
+    + (f"it contains {', '.join(repr(t) for t in lc_made_up)}, found in no source and not in the question: "
+       "**made up** by the model (a hallucination), although the right passage was in the prompt."
+       if lc_made_up else "every name and number in it occurs in a source (check the wording yourself).")))
 
 # %% [markdown]
 # Frameworks save typing and make swapping components easy; knowing what each box does (chunk, embed,
@@ -463,11 +604,20 @@ assert "web-page" in retrieved
 plain = rag.answer(question, victim, llm, k=3, max_tokens=30, guard=False, attribute=False)
 print("attack in the prompt:", "evil.example" in plain.messages[1]["content"])
 print("model's answer:", plain.text.strip())
-print("the model repeated the attacker's link:", "evil.example" in plain.text)
+obeyed = "evil.example" in plain.text
+print("the model repeated the attacker's link:", obeyed)
+
+# %%
+display(Markdown(
+    ("This time the small model **obeyed the attacker**." if obeyed else
+     "This time the small model did not repeat the attacker's message. That is luck, not safety: nothing stopped "
+     "the instruction from reaching it.")
+    + " Whether a model obeys varies with the wording and the model; a model trained to follow instructions well "
+    "also follows injected ones (Greshake et al., 2023, \"Not what you've signed up for\", showed such indirect "
+    "prompt injections working against GPT-4-based applications)."))
 
 # %% [markdown]
-# Whether this small model obeys varies with the wording; larger, more obedient models are *more* likely to
-# follow instructions, including injected ones. Two mitigations, weakest first:
+# Two mitigations, weakest first:
 #
 # 1. **Tell the model** that sources are data, not instructions (`guard=True`, the default). It helps large
 #    models somewhat and guarantees nothing.
@@ -482,11 +632,39 @@ print(defended.show(max_chars=90))
 assert "evil.example" not in defended.messages[1]["content"] and "evil.example" not in defended.text
 assert [h.doc_id for h in defended.withheld] == ["web-page"]
 
+
+# %%
+def content_words(text):
+    return {w for w in re.findall(r"[a-z]{4,}", text.lower())}
+
+
+def informative(reply):
+    """Words of the answer that come from its sources and not from the question: does it say anything?"""
+    return sorted((content_words(reply.text) - content_words(reply.question)) & content_words(" ".join(h.text for h in reply.sources)))
+
+
+said = informative(defended)
+sentences = [x.strip() for x in defended.text.splitlines() if x.strip()]
+repeats = len(sentences) - len(set(sentences))
+print(f"words from the sources (not in the question) in the defended answer: {said or 'none'}")
+print(f"repeated lines: {repeats}")
+degenerate = len(said) < 3 or repeats > 0
+display(Markdown(
+    "The attacker's chunk never reached the model (asserted above). "
+    + ("But the defended answer is **no answer**: "
+       + ("it repeats the same line " if repeats else "")
+       + f"and takes {len(said)} word(s) from the real passage. The defence kept the attack out; it did not "
+       "make the small model answer."
+       if degenerate else f"The answer uses the real passage ({len(said)} words taken from it, e.g. {', '.join(said[:5])}).")))
+
+# %%
+all_passages = list(dict.fromkeys(bundled["passage"]))
+false_alarms = [p for p in all_passages if rag.find_injection(p)]
+print(f"bundled BoolQ passages flagged as injections: {len(false_alarms)} of {len(all_passages):,}")
+
 # %% [markdown]
-# The attacker's chunk never reaches the model, and the answer comes from the real passage. The filter is
-# a keyword list, so an attacker who rephrases can slip past it; it produced no false alarm on any of the
-# 2,938 BoolQ passages (checked in `tests/test_text_safety.py`); it is the same detector as lesson 10's input
-# guard. Real systems layer defences: index only sources you trust, filter what you retrieve, give the model
+# The filter is a keyword list, so an attacker who rephrases can slip past it; the count above is its false
+# alarm rate on real Wikipedia text (it is the same detector as lesson 10's input guard). Real systems layer defences: index only sources you trust, filter what you retrieve, give the model
 # no tools or secrets it could be talked into misusing, and check the output (lesson 10).
 
 # %%
@@ -500,18 +678,37 @@ llm.close()
 #
 # - RAG = chunk → embed → store → retrieve → prompt with numbered sources → answer with citations.
 # - Chunking trades context for precision; whole-sentence chunks that fit the embedder (≤ 256 word pieces)
-#   are a good default. Measure on your own documents.
+#   are a sensible default. Measure on your own documents.
 # - A persistent Chroma store fed with our own embeddings: add (batched, resumable, validated first), query,
-#   delete, count; reopening costs a fraction of a second and no embedding.
-# - On BoolQ, dense retrieval put the right passage in the top 5 for nearly every question; BM25 trailed and
-#   an equal-weight hybrid fell in between. Retrieval working does not make a 135M model answer yes/no
-#   questions well: measure the answers, not just the retrieval.
+#   delete, count; reopening embeds nothing.
+# - Judge answers in code, not by eye: copied sources, numbers and names found in no source, citations that
+#   the cited source does not support.
 # - LangChain's Chroma + Hugging Face embeddings give the same results as the from-scratch pipeline.
-# - Retrieved text is untrusted input: prompt injection is real; keep suspicious chunks out of the prompt.
+# - Retrieved text is untrusted input: prompt injection is real; keep suspicious chunks out of the prompt, and
+#   check that what is left is still an answer.
 #
+# What this run measured:
+
+# %%
+display(Markdown("\n".join([
+    f"- Retrieval on {len(queries):,} BoolQ questions over {len(docs):,} passages: recall@5 {dense.recall[5]:.3f} dense, "
+    f"{results['BM25'].recall[5]:.3f} BM25, {results['hybrid (RRF)'].recall[5]:.3f} hybrid (MRR@10 {dense.mrr:.3f} / "
+    f"{bm25_mrr:.3f} / {hybrid_mrr:.3f}).",
+    f"- Reopening the store took {reopen_s:.2f} s and embedded nothing.",
+    f"- Citations: {supported} of {written} citations in section 4's two answers passed the support check; "
+    f"{len(with_made_up)} of the {len(judged)} answers contained a detail found in no source.",
+    f"- Yes/no answers on {len(rows)} questions: closed-book {closed_acc:.2f}, with retrieval {open_acc:.2f}, "
+    f"always-{majority} baseline {baseline:.2f}. "
+    + ("Retrieval working did not make the model beat the baseline: measure the answers, not just the retrieval."
+       if open_acc <= baseline else "With retrieval the model beat the baseline on this sample."),
+    f"- The injection filter withheld the attacker's chunk and flagged {len(false_alarms)} of {len(all_passages):,} real "
+    f"passages; the defended answer {'was no real answer' if degenerate else 'used the real passage'}.",
+])))
+
+# %% [markdown]
 # ## Exercises
 #
 # Lab [07_rag_lab.ipynb](../labs/07_rag_lab.ipynb): write fixed-size chunking, recall@k and MRR, BM25, rank
 # fusion, citation parsing and an injection filter yourself, with automatic checks. Then try: set `FULL = True`
-# and compare the numbers on all 2,938 passages; give the hybrid unequal weights (for example count the dense
+# and compare the numbers on all the passages; give the hybrid unequal weights (for example count the dense
 # ranking twice) and see whether it beats dense alone.

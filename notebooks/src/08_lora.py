@@ -7,7 +7,7 @@
 # - how to make a model *your own* with a small instruction data set, and how to tell whether it worked
 #   (held-out loss, a task metric, generations side by side);
 # - **LoRA** from scratch: the low-rank update `(alpha / r) · B A`, its scaling, injecting it into the attention
-#   projections, and why only 0.7% of the parameters need training;
+#   projections, and why training a small fraction of the parameters (counted in section 2) is enough;
 # - the same with Hugging Face **peft**, checked to give the same outputs;
 # - **merging** the adapter into the weights, and **QLoRA**'s idea: train adapters on a frozen, quantized base;
 # - exporting the merged model to **GGUF** yourself, running it with **llama.cpp**, and the **Ollama** Modelfile;
@@ -16,8 +16,7 @@
 # **Prerequisites:** lesson 02 (a transformer's layers, `q_proj`/`k_proj`/...) and lesson 05 (quantization: int4
 # codes and scales, `course_utils.quant`). A little PyTorch training (loss, `backward()`, an optimizer).
 #
-# **Run time:** 1 min 18 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
-# training).
+# **Run time:** 21 min 21 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Everything runs offline on the bundled SmolLM2-135M-Instruct. Files written (adapter, merged model, GGUF) go to
 # the course cache (`COURSE_CACHE`, default `~/.cache/local-llm-lab/lora/`), not into the repository.
@@ -39,7 +38,7 @@ BATCH_SIZE = 8
 LR = 3e-3  # LoRA tolerates (and short runs need) a larger learning rate than full fine-tuning
 RANK = 8  # r: the rank of the update
 ALPHA = 16  # the update is scaled by ALPHA / RANK
-QLORA_STEPS = 3  # steps on the int4 base (section 6)
+QLORA_STEPS = 8  # steps on the int4 base (section 6); the same as STEPS, so the two compare at equal steps
 N_HELDOUT = 16  # held-out examples scored before/after (FULL: 100)
 OUTTYPE = "f16"  # GGUF tensor type: "f16", "f32" or "q8_0"
 
@@ -50,11 +49,13 @@ cfg = setup_notebook(seed=SEED)
 
 import copy
 import inspect
+import re
 import warnings
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
 from course_utils import export, lora, quant
 from course_utils.assets import bundled_model_check, load_hf_model
@@ -73,8 +74,8 @@ OUT = cfg.cache_dir / "lora"
 #
 # A fine-tune needs a task where the base model falls short in a way we can measure. Ours is a **fixed answer
 # format**, the kind of thing teams fine-tune for: given a sentence with a date, answer with that date as
-# `YYYY-MM-DD` and nothing else. The data (`data/lora_dates.jsonl`) was written for this course: 400 training
-# and 100 held-out examples, varied instructions, sentences and date styles, and no date in both splits.
+# `YYYY-MM-DD` and nothing else. The data (`data/lora_dates.jsonl`) was written for this course: training and
+# held-out examples (counted below), varied instructions, sentences and date styles, and no date in both splits.
 
 # %%
 train_set, test_set = lora.load_examples("train"), lora.load_examples("test")
@@ -82,10 +83,12 @@ heldout = test_set[:N_HELDOUT]
 print(len(train_set), "training examples,", len(test_set), "held out")
 for ex in train_set[:3]:
     print(f"  {ex.prompt!r}\n    -> {ex.response!r}")
+asks = sum(bool(re.search(r"ISO|YYYY-MM-DD", ex.prompt)) for ex in heldout)
+print(f"held-out prompts used here: {len(heldout)}; {asks} of them name the format (ISO or YYYY-MM-DD)")
 
 # %% [markdown]
-# Notice that the instruction often *asks* for ISO format: the base model gets a fair chance. Let us see what it
-# does with the held-out prompts (greedy decoding, several prompts per batch).
+# Notice that the instruction often *asks* for ISO format (counted above): the base model gets a fair chance.
+# Let us see what it does with the held-out prompts (greedy decoding, several prompts per batch).
 
 # %%
 base, tokenizer = load_hf_model(MODEL)
@@ -99,9 +102,33 @@ for prompt, got in list(zip(prompts, base_answers))[:4]:
 record("held-out loss, base model", base_loss, note="nats per answer token", fmt=".3f")
 base_em = record("exact match, base model", base_em, note=f"{N_HELDOUT} held-out prompts", fmt=".0%")
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def kinds_of_answer(predictions):
+    """Sort answers: right, the date alone but wrong digits, an ISO date inside other words, no ISO date at all."""
+    kinds = {"exactly right": 0, "ISO date alone, wrong digits": 0, "ISO date inside other words": 0, "no complete ISO date": 0}
+    for got, want in zip(predictions, answers):
+        got = got.strip()
+        kind = ("exactly right" if got == want else "ISO date alone, wrong digits" if ISO_DATE.fullmatch(got)
+                else "ISO date inside other words" if ISO_DATE.search(got) else "no complete ISO date")
+        kinds[kind] += 1
+    return kinds
+
+
+base_kinds = kinds_of_answer(base_answers)
+print("base model:", base_kinds)
+
+# %%
+display(Markdown(
+    f"Of the {len(answers)} base-model answers, {base_kinds['no complete ISO date']} contain no complete ISO date (look at the "
+    f"examples: the model answers in its own words and is cut short, or repeats the date as written), "
+    f"{base_kinds['ISO date inside other words']} have one inside other words, {base_kinds['ISO date alone, wrong digits']} "
+    f"are a bare ISO date with wrong digits, and {base_kinds['exactly right']} exactly right: "
+    f"an exact match of {base_em:.0%}."))
+
 # %% [markdown]
-# The base model understands the request but answers in its own words ("The date in YYYY-MM-DD format is ..."),
-# repeats the date as written, or gets the digits wrong: a low **exact match**. The **held-out loss** is the mean
+# The **held-out loss** is the mean
 # cross-entropy of the reference answer's tokens (including the end-of-turn token that stops generation) given the
 # prompt: how surprised the model is by the answer we want. Both numbers are measured on examples never trained on.
 #
@@ -139,8 +166,8 @@ print("trainable:", lora.count_parameters(toy))
 # 2. The update `(alpha/r)·B·A` has rank at most r: a 4 × 6 change described by 2·(6 + 4) = 20 numbers.
 # 3. The layer equals an ordinary linear layer with weight `W + update`: that is what **merging** does later.
 #
-# `alpha / r` is the **scaling**: with it, doubling r does not double the size of the update, so the learning
-# rate can stay when you change r.
+# `alpha / r` is the **scaling**. The LoRA paper (Hu et al., 2021, section 4.1) sets `alpha` once, keeps it fixed
+# while r varies, and notes that "this scaling helps to reduce the need to retune hyperparameters when we vary r".
 #
 # Now the real model. We inject adapters into the four **attention projections** of all 30 layers (a deep copy:
 # `base` stays untouched for comparisons).
@@ -156,12 +183,20 @@ print(model.model.layers[0].self_attn.k_proj)
 print(counts)
 assert counts.trainable == lora.lora_parameter_count(base, r=RANK)  # r * (in + out), summed over the layers
 
-# %% [markdown]
-# Per layer: `q_proj` and `o_proj` are 576 × 576 → 8 · (576 + 576) = 9,216 adapter weights each; `k_proj` and
-# `v_proj` are 192 × 576 (3 KV heads) → 6,144 each; 30,720 per layer, **921,600** in all: 0.68% of the model.
-# The memory you save is larger than that suggests: full fine-tuning with AdamW keeps, for *every* weight, its
-# gradient and two optimizer moments (4 × 4 bytes × 134.5 M ≈ 2.2 GB on top of the weights); LoRA keeps them only
-# for the adapters (≈ 15 MB).
+# %%
+attn = base.model.layers[0].self_attn
+per_layer = {name: getattr(attn, name) for name in ("q_proj", "k_proj", "v_proj", "o_proj")}
+lines = [f"`{name}` is {m.out_features} × {m.in_features} → {RANK} · ({m.in_features} + {m.out_features}) = "
+         f"{RANK * (m.in_features + m.out_features):,} adapter weights" for name, m in per_layer.items()]
+full_total = lora.count_parameters(base).total
+optimizer_bytes = 3 * 4  # fp32 gradient + AdamW's two moments (m and v), 4 bytes each
+display(Markdown(
+    "Per layer: " + "; ".join(lines) + f". In all, **{counts.trainable:,}** trainable weights over "
+    f"{len(model.model.layers)} layers: {counts.fraction:.2%} of the model's {counts.total:,}. "
+    "The memory you save is larger than that suggests: full fine-tuning with AdamW keeps, for *every* weight, its "
+    f"gradient and two optimizer moments ({optimizer_bytes // 4} × 4 bytes × {full_total / 1e6:.1f} M = "
+    f"{optimizer_bytes * full_total / 1e9:.2f} GB on top of the weights); LoRA keeps them only for the adapters "
+    f"({optimizer_bytes * counts.trainable / 1e6:.1f} MB)."))
 
 # %%
 batch = lora.make_batch(tokenizer, heldout[:4])
@@ -182,11 +217,12 @@ ids, labels = lora.encode_example(tokenizer, train_set[0])
 answer_from = next(i for i, lab in enumerate(labels) if lab != lora.IGNORE_INDEX)
 print(f"{len(ids)} tokens, the loss is taken on the last {len(ids) - answer_from}:")
 print(repr(tokenizer.decode(ids[answer_from - 6:answer_from])), "|", repr(tokenizer.decode(ids[answer_from:])))
+print("the answer, token by token:", [tokenizer.decode([t]) for t in ids[answer_from:]])
 
 # %% [markdown]
 # Everything up to `assistant\n` (including SmolLM2's default system prompt, which its chat template adds) is
-# context; `1981-05-10<|im_end|>` is what we teach. Digits are single tokens in SmolLM2, so the answer is 11
-# tokens. Training is a plain loop (`lora.train`): AdamW on the adapters only, `BATCH_SIZE` examples per step,
+# context; the answer and its end-of-turn token are what we teach (printed token by token: in SmolLM2 each
+# digit is a token of its own). Training is a plain loop (`lora.train`): AdamW on the adapters only, `BATCH_SIZE` examples per step,
 # the learning rate decaying linearly, gradients clipped.
 
 # %%
@@ -211,10 +247,23 @@ labelled(ax, f"LoRA r={RANK} on SmolLM2-135M: {result.seconds:.0f} s on {cfg.n_t
          f"training step (batch of {BATCH_SIZE} examples)", "loss (nats per answer token)")
 plt.show()
 
+# %%
+half = next((n for n, loss in enumerate(result.losses, start=1) if loss <= result.losses[0] / 2), None)
+last_train = result.losses[-1]
+display(Markdown(
+    f"The training loss went from {result.losses[0]:.3f} to {last_train:.3f} in {result.steps} steps"
+    + (f" (halved by step {half})" if half else " (it never halved)")
+    + f", and the held-out loss from {base_loss:.3f} to {tuned_loss:.3f} ({drop:.0%} lower). "
+    + ("A fixed format is quick to learn because the model already knows dates and digits; it only has to change "
+       "*how* it answers. " if half and half <= result.steps // 2 else "")
+    + (f"The held-out loss (examples never seen in training) ends {'below' if tuned_loss <= last_train else 'close to'} "
+       f"the last training batch's loss, so this is learning, not memorising."
+       if tuned_loss <= 1.5 * last_train else
+       f"The held-out loss stays well above the last training batch's loss ({tuned_loss:.3f} vs {last_train:.3f}): "
+       "part of what was learned does not carry over to new examples.")))
+
 # %% [markdown]
-# The loss falls within a few steps: a fixed format is easy to learn, because the model already knows dates and
-# digits; it only has to change *how* it answers. The held-out loss (dashed lines, examples never seen in training)
-# falls as far as the training loss, so this is learning, not memorising. Now the task metric, side by side:
+# Now the task metric, side by side:
 
 # %%
 tuned_answers = lora.generate(model, tokenizer, prompts, max_new_tokens=20)
@@ -222,12 +271,21 @@ tuned_em = lora.exact_match(tuned_answers, answers)
 record("exact match, LoRA", tuned_em, note=f"base model: {base_em:.0%}", fmt=".0%")
 if bundled_model_check(MODEL, "LoRA lifts SmolLM2's exact match by 25 points or more"):
     assert tuned_em >= base_em + 0.25
+tuned_kinds = kinds_of_answer(tuned_answers)
+print("after LoRA:", tuned_kinds)
 pd.set_option("display.max_colwidth", 60)
 pd.DataFrame({"prompt": prompts, "base model": base_answers, "after LoRA": tuned_answers, "expected": answers}).head(8)
 
-# %% [markdown]
-# The fine-tuned model answers with the date alone, in the right format, and stops. The errors that remain are
-# wrong digits (a year or a day), not a wrong format: more steps (`FULL = True`) fix most of them.
+# %%
+alone = tuned_kinds["exactly right"] + tuned_kinds["ISO date alone, wrong digits"]
+wrong_digits = tuned_kinds["ISO date alone, wrong digits"]
+display(Markdown(
+    f"After LoRA, {alone} of {len(answers)} answers are an ISO date and nothing else (base model: "
+    f"{base_kinds['exactly right'] + base_kinds['ISO date alone, wrong digits']}); {tuned_kinds['exactly right']} are exactly right. "
+    + (f"Of the errors, {wrong_digits} of {len(answers) - tuned_kinds['exactly right']} are the right format with "
+       "**wrong digits** (look for a wrong century or day in the table): the model learned the format faster than "
+       "the copying. More steps (`FULL = True`) may fix some of them; measure it." if len(answers) > tuned_kinds["exactly right"]
+       else "No errors remain on these prompts.")))
 #
 # ## 4. The same with peft
 #
@@ -263,9 +321,14 @@ adapter_dir = lora.save_adapter(model, OUT / "dates-adapter", base_model="SmolLM
 for f in sorted(adapter_dir.iterdir()):
     print(f"{f.name:28} {f.stat().st_size / 1e6:6.2f} MB")
 
+# %%
+adapter_mb = sum(f.stat().st_size for f in adapter_dir.iterdir()) / 1e6
+base_mb = quant.model_size_bytes(base) / 1e6
+print(f"adapter: {adapter_mb:.1f} MB, fp32 model: {base_mb:.0f} MB ({base_mb / adapter_mb:.0f}× larger)")
+
 # %% [markdown]
-# 3.7 MB of adapter against 538 MB of fp32 model: you can keep one base model and many adapters (one per task or
-# customer), and swap them at run time.
+# A small adapter next to a large model (sizes above): you can keep one base model and many adapters (one per
+# task or customer), and swap them at run time.
 #
 # ## 5. Merge the adapter into the weights
 #
@@ -326,13 +389,30 @@ summary = pd.DataFrame(
 ).round(3)
 summary
 
+# %%
+if q_result.steps == result.steps:
+    versus = (f"At equal steps ({q_result.steps}), QLoRA's held-out loss is {q_loss:.3f} against LoRA's {tuned_loss:.3f} "
+              f"on the fp32 base: " + ("about as good." if q_loss <= 1.25 * tuned_loss else
+                                       f"{q_loss / tuned_loss:.1f}× higher, so on this model it does **not** learn the task as well in the same number of steps."))
+else:
+    versus = (f"After {q_result.steps} steps QLoRA's held-out loss is {q_loss:.3f}, against {tuned_loss:.3f} for LoRA on the "
+              f"fp32 base after {result.steps} steps: different step counts, so this is not a like-for-like comparison.")
+display(Markdown(
+    f"The int4 base starts {'worse' if q_base_loss > base_loss else 'no worse'} than fp32 on this loss "
+    f"({q_base_loss:.3f} vs {base_loss:.3f}; a loss on a few exact answer tokens is sensitive to 4-bit rounding). "
+    f"Adapters trained on top of the frozen int4 weights cut its loss {q_base_loss / q_loss:.1f}-fold: they learn the task "
+    f"*and* can absorb part of the quantization error. {versus} Speed is not what QLoRA is for: its weights are "
+    f"de-quantized in every forward pass. This run took {q_result.seconds_per_step:.1f} s/step against {result.seconds_per_step:.1f} s/step "
+    "for LoRA, measured in different cells, so not a fair race (`benchmarks/lora.py` times them side by side)."))
+
+# %%
+params_7b = 7e9  # a "7B" model
+int4_bits = 4 + 16 / 32  # 4-bit codes plus one fp16 scale per group of 32 weights, as in our QuantLinear
+print({f"{name}": f"{params_7b * bits / 8 / 1e9:.1f} GB" for name, bits in [("fp32", 32), ("fp16", 16), ("int4, groups of 32", int4_bits)]})
+
 # %% [markdown]
-# The int4 base starts clearly worse than fp32 on this loss (4-bit weights cost a 135M-parameter model more than a
-# large one, and a loss on a few exact answer tokens is sensitive to it), yet a few steps of adapters on top of the
-# frozen int4 weights cut its loss by a large factor: the adapters learn the task *and* part of the correction for
-# the quantization error. Speed is not the gain on a CPU (the weights are de-quantized in every forward pass;
-# `benchmarks/lora.py` compares seconds per step); the point of QLoRA is memory: a 7B model's frozen weights shrink from 28 GB (fp32) or 14 GB (fp16) to about 4 GB,
-# which fits one consumer GPU. Real QLoRA adds NF4 (4-bit levels placed for normally distributed weights), double
+# The point of QLoRA is memory: the frozen weights of a 7B model shrink as printed above (weights only, before
+# activations and the adapters' optimizer state), which fits one consumer GPU. Real QLoRA adds NF4 (4-bit levels placed for normally distributed weights), double
 # quantization of the scales and paged optimizer states. To deploy, merge the adapters into the de-quantized (or,
 # better, the original full-precision) weights; `merge_lora` does the former.
 #
@@ -361,8 +441,14 @@ gguf_path = export.export_gguf(merged, OUT / f"smollm2-dates-{OUTTYPE}.gguf", ou
                                tokenizer_gguf=MODEL if str(MODEL).endswith(".gguf") else None, name="SmolLM2-135M dates")
 gguf_mb = record("GGUF size", gguf_path.stat().st_size / 1e6, note=f"MB, {OUTTYPE}, {gguf_path.name}", fmt=".0f")
 
+# %%
+merged_mb = sum(f.stat().st_size for f in merged_dir.iterdir()) / 1e6
+print(f"GGUF ({OUTTYPE}): {gguf_mb:.0f} MB, {gguf_mb / merged_mb:.2f}× the saved fp32 model ({merged_mb:.0f} MB)")
+
 # %% [markdown]
-# f16 halves the fp32 size with no visible loss; `outtype="q8_0"` halves it again. (lesson 05's pitfall applies:
+# f16 stores each weight in 2 bytes instead of 4 (size printed above); whether that loses anything is measured
+# below through llama.cpp. `outtype="q8_0"` stores blocks of 32 weights as 32 int8 codes plus one fp16 scale
+# (ggml's Q8_0 format: 8.5 bits per weight), about half of f16 again. (lesson 05's pitfall applies:
 # re-quantizing a model this small to 4 bits can break it, so check any quantized export on held-out data.)
 # Run it with the course's llama.cpp backend, on the same held-out prompts, through the chat template stored in
 # the file:
@@ -376,9 +462,14 @@ record("exact match, llama.cpp (exported GGUF)", served_em, note=f"answers ident
 assert agree >= 0.9 and served_em >= tuned_em - 0.1
 pd.DataFrame({"prompt": prompts, "transformers (fp32)": tuned_answers, f"llama.cpp ({OUTTYPE} GGUF)": served_answers}).head(5)
 
+# %%
+display(Markdown(
+    f"llama.cpp, from the {OUTTYPE} file and its own kernels, gives the same answer as PyTorch for {agree:.0%} of the "
+    f"{len(prompts)} prompts; exact match {served_em:.0%} (PyTorch, fp32: {tuned_em:.0%})."
+    + (" The fine-tuned behaviour survived the export." if agree >= 0.9 else "")))
+
 # %% [markdown]
-# llama.cpp gives the fine-tuned behaviour: the same answers as PyTorch, from an f16 file and llama.cpp's own
-# kernels. To serve it with **Ollama**, write a Modelfile next to the GGUF:
+# To serve it with **Ollama**, write a Modelfile next to the GGUF:
 
 # %%
 modelfile = export.write_modelfile(gguf_path)
@@ -395,7 +486,7 @@ print(modelfile.read_text())
 #
 # **Prompt, RAG or fine-tune?**
 # - **Prompting** (instructions, a few examples, a JSON schema with constrained decoding: lesson 03) is free and
-#   instant. Try it first. Here, the instruction alone gave the base model a low exact match.
+#   instant. Try it first. Here, the instruction alone gave the base model the exact match measured in section 1.
 # - **RAG** (lesson 07) is for *knowledge*: facts that change, private documents, answers with citations. A
 #   fine-tune is a poor database: it learns facts slowly, hallucinates them confidently, and must be retrained when
 #   they change.
@@ -412,31 +503,42 @@ print(modelfile.read_text())
 #
 # **PEFT** (parameter-efficient fine-tuning) is the family: LoRA and its variants (QLoRA, DoRA, rsLoRA with
 # `alpha/√r` scaling), prefix and prompt tuning (trainable virtual tokens), IA³ (learned rescaling vectors), and
-# adapters between layers. LoRA dominates because it merges away: zero cost at inference.
-# Which layers? The original paper adapted only `q_proj` and `v_proj`; adapting all linear layers (attention and
-# MLP) usually works better for the same parameter budget. Rank 8-16 is a common start.
+# adapters between layers. LoRA is popular because it merges away: zero cost at inference.
+# Which layers? The LoRA paper (Hu et al., 2021) adapted only attention weights (in most experiments `q` and `v`);
+# the QLoRA paper (Dettmers et al., 2023) found that adapting every
+# linear layer (attention and MLP) was needed to match full fine-tuning. Rank 8-16 is a common start.
 #
 # **On a Mac.** Apple's **MLX** (`pip install mlx-lm`) fine-tunes with LoRA on the GPU of Apple silicon using
 # unified memory: `mlx_lm.lora --model <hf-model> --train --data <folder with train.jsonl/valid.jsonl>`, then
 # `mlx_lm.fuse` to merge, and `mlx_lm.fuse --export-gguf` (Llama-style models) or llama.cpp's converter for a GGUF.
-# An M-series laptop fine-tunes a 7B model with QLoRA in minutes to hours. Our JSONL format (prompt/response pairs)
+# Our JSONL format (prompt/response pairs)
 # maps directly onto MLX's `{"messages": [...]}` chat format.
 
 # %% [markdown]
 # ## Summary
 #
 # - A fine-tune needs a **task the base model fails at**, a **held-out split** and a **metric**. Ours: dates to ISO
-#   8601; the base model's exact match was low, its held-out loss high.
-# - **LoRA** freezes `W` and learns `(alpha/r)·B·A` with `B = 0` at the start: 921,600 trainable parameters (0.68%)
-#   in SmolLM2's attention projections. Eight steps on a CPU cut the held-out loss by far more than 30% and fixed the
-#   format.
-# - **peft** computes the same thing (our adapters loaded into peft agree to < 1e-4), and our adapter files are in
-#   peft's format.
+#   8601, scored by held-out loss and exact match.
+# - **LoRA** freezes `W` and learns `(alpha/r)·B·A` with `B = 0` at the start, in SmolLM2's attention projections.
+# - **peft** computes the same thing, and our adapter files are in peft's format.
 # - **Merging** folds the update into the weights: the same outputs, the original architecture, no inference cost.
-# - **QLoRA**: a frozen int4 base plus fp32 adapters learns the task just as well, in a fraction of the memory.
-# - **GGUF export** is metadata + renamed tensors + a q/k row permutation; llama.cpp runs our file and gives the same
-#   answers; an Ollama **Modelfile** must reproduce the training prompt format.
+# - **QLoRA**: a frozen int4 base plus fp32 adapters, in a fraction of the memory.
+# - **GGUF export** is metadata + renamed tensors + a q/k row permutation; an Ollama **Modelfile** must reproduce
+#   the training prompt format.
 #
+# What this run measured:
+
+# %%
+display(Markdown("\n".join([
+    f"- LoRA: {counts.trainable:,} trainable parameters ({counts.fraction:.2%}); {result.steps} steps in {result.seconds:.0f} s "
+    f"cut the held-out loss from {base_loss:.3f} to {tuned_loss:.3f} ({drop:.0%}) and moved exact match from {base_em:.0%} to {tuned_em:.0%}.",
+    f"- peft with our adapters: max logit difference {peft_diff:.1e}; merged vs adapter: {merge_diff:.1e}.",
+    f"- QLoRA (int4 base, {q_result.steps} steps): held-out loss {q_base_loss:.3f} → {q_loss:.3f}, against {tuned_loss:.3f} for "
+    f"LoRA on fp32 after {result.steps} steps; int4 model {quant.model_size_bytes(qmodel) / 1e6:.0f} MB vs {base_mb:.0f} MB fp32.",
+    f"- GGUF ({OUTTYPE}, {gguf_mb:.0f} MB) through llama.cpp: exact match {served_em:.0%}, the same answer as PyTorch for {agree:.0%} of prompts.",
+])))
+
+# %% [markdown]
 # ## Exercises
 #
 # Practise in the lab, [`labs/08_lora_lab.ipynb`](../labs/08_lora_lab.ipynb): write the LoRA forward pass, count

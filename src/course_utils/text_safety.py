@@ -10,6 +10,8 @@ and the app (:mod:`course_utils.app`) share, so each behaves the same everywhere
 * **citations**: :func:`parse_citations` reads ``[1]``, ``[ 1 ]``, ``[1, 2]`` and ``[1][2]``;
   :func:`verify_citations` checks that each cited source really supports its sentence (a copied
   ``[1]`` label is not a citation), :func:`attribute_sentences` adds citations by similarity;
+* **made-up details**: :func:`unsupported_terms` lists the numbers and names of an answer that
+  none of its sources contains (a cheap hallucination check);
 * **sentences**: :func:`sentence_spans` / :func:`split_sentences`, one rule for chunking and grounding;
 * **sources**: :func:`format_sources` numbers retrieved passages for a prompt, a terminal or Markdown.
 
@@ -337,6 +339,34 @@ def verify_citations(text: str, sources: Sequence[Source | str], embedder: Embed
                 similarity = float(support[i, number - 1]) if exists and support is not None else 0.0
                 checks.append(CitationCheck(number, sentences[i], similarity, copied, exists and not copied and similarity >= threshold))
     return checks
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def unsupported_terms(text: str, sources: Sequence[Source | str], question: str = "") -> list[str]:
+    """The numbers and capitalised names in ``text`` that occur in none of ``sources`` nor in ``question``.
+
+    Citation marks are ignored, and so is the first word of each sentence (capitalised anyway).
+    Words are compared case-insensitively, numbers digit for digit ("2,350" matches "$2,350").
+    A term listed here was not copied from the sources: the model brought it in, often made up.
+
+    >>> unsupported_terms("It opened on 2 November 2011 in Paris [1].", ["Opened in November 2011 in Paris."])
+    ['2']
+    >>> unsupported_terms("The Goblet of Svela is a roller coaster.", ["Escape from Gringotts is a roller coaster."])
+    ['Goblet', 'Svela']
+    """
+    known = " ".join([_text_of(s) for s in sources] + [question])
+    known_words = {w.lower() for w in _WORD.findall(known)}
+    known_numbers = set(_NUMBER.findall(known))
+    found: list[str] = []
+    for sentence in split_sentences(strip_citations(text)):
+        words = _WORD.findall(sentence)
+        names = [w for w in words[1:] if w[0].isupper() and w.lower() not in known_words]
+        numbers = [n for n in _NUMBER.findall(sentence) if n not in known_numbers]
+        found += [t for t in names + numbers if t not in found]
+    return found
 
 
 def attribute_sentences(text: str, sources: Sequence[Source | str], embedder: Embedder | None = None,
