@@ -16,7 +16,7 @@
 #
 # **Prerequisites:** lessons 02 (logits), 04 (backends, TTFT/TPOT) and 05 (perplexity).
 #
-# **Run time:** 1 min 22 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 16 min 23 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -76,7 +76,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, {cfg.n_thread
 # | **MuSR** (Sprague et al. 2023) | multi-step reasoning over long generated stories (murders, placements) | multiple choice | varies |
 # | **MMLU-Pro** (Wang et al. 2024) | harder MMLU with 10 options and reasoning-heavy questions | multiple choice | 10% |
 #
-# **How leaderboards run them.** The Open LLM Leaderboard ran EleutherAI's *lm-evaluation-harness* on every
+# **How leaderboards run them.** The Open LLM Leaderboard (Hugging Face; its "About" page documents the set-up) ran EleutherAI's *lm-evaluation-harness* on every
 # submitted model with fixed prompts and shot counts: v1 (2023) used ARC 25-shot, HellaSwag 10-shot, MMLU 5-shot,
 # TruthfulQA 0-shot, WinoGrande 5-shot and GSM8K 5-shot; v2 (2024) replaced them with IFEval, BBH, MATH level 5,
 # GPQA, MuSR and MMLU-Pro, because models had saturated — and partly *memorised* — the old ones, and it rescales
@@ -119,12 +119,14 @@ table = pd.DataFrame(rows)
 table["log p / char"] = table["log p"] / table["chars"]
 print(item.context)
 print(table.round(3).to_string())
-print(f"acc picks {table['log p'].idxmax()}, acc_norm picks {table['log p / char'].idxmax()}, the answer is {item.label}")
+acc_pick, norm_pick = table["log p"].idxmax(), table["log p / char"].idxmax()
+print(f"acc picks {acc_pick}, acc_norm picks {norm_pick}, the answer is {item.label}: "
+      f"the two rules {'agree' if acc_pick == norm_pick else 'disagree'} on this item")
 
 # %% [markdown]
-# Notice: the log-probabilities are large negative numbers (a whole phrase is unlikely), and the two rules can
-# disagree: the sum favours short choices, the per-character score does not. Which one a paper reports is part of
-# its method.
+# Notice: the log-probabilities are large negative numbers (a whole phrase is unlikely). The sum pays for every
+# extra token, the per-character score does not, so the two rules can pick different answers; the last line says
+# whether they did on this item. Which one a paper reports is part of its method.
 #
 # ## 3. The library way, and why sharing the context matters
 #
@@ -160,14 +162,33 @@ fast = ev.score_multiple_choice(ev.HFScorer(model, tokenizer), arc_items, task="
 naive = ev.score_multiple_choice(ev.HFScorer(model, tokenizer, share_context=False), arc_items, task="arc_easy")
 assert [s.pred for s in fast.items] == [s.pred for s in naive.items]
 assert fast.tokens < naive.tokens / 2
+token_ratio, time_ratio = naive.tokens / fast.tokens, naive.seconds / fast.seconds
 print(f"naive : {naive.tokens:6,} tokens through the model, {naive.seconds:5.1f} s")
-print(f"shared: {fast.tokens:6,} tokens through the model, {fast.seconds:5.1f} s "
-      f"({naive.seconds / fast.seconds:.1f}x faster, same answers)")
+print(f"shared: {fast.tokens:6,} tokens through the model, {fast.seconds:5.1f} s  (same answers)")
+print(f"ratio : {token_ratio:.1f}x fewer tokens, {time_ratio:.1f}x less time")
 
 # %% [markdown]
 # Notice: the naive way pushes every question through the model once per choice (4×); reading it once cuts the
-# tokens by the factor above, and the time by roughly as much (timings jump on a busy machine, token counts do
-# not). `benchmarks/eval.py` times all 570 questions of ARC-Easy against lm-evaluation-harness.
+# tokens by the first ratio above (the cell asserts at least 2×). Token counts do not depend on the machine;
+# timings do:
+
+# %%
+from IPython.display import Markdown, display
+
+if time_ratio > 1.25 * token_ratio:
+    display(Markdown(f"Here the time fell by {time_ratio:.1f}×, *more* than the token count ({token_ratio:.1f}×). The work per token is not "
+                     "constant (rows of different lengths, padding), and on a busy machine one run of a few seconds jumps; "
+                     "`benchmarks/eval.py` times all 570 questions."))
+elif time_ratio >= 1.3:
+    display(Markdown(f"Here the time fell by {time_ratio:.1f}×, "
+                     f"{'less than' if time_ratio < 0.8 * token_ratio else 'about as much as'} the token count ({token_ratio:.1f}×): "
+                     "fewer tokens through the model is fewer matrix products."))
+else:
+    display(Markdown(f"On this run the time did not fall clearly ({time_ratio:.1f}×) although the tokens fell {token_ratio:.1f}×: "
+                     "one run of a few seconds on a busy machine says little; `benchmarks/eval.py` times all 570 questions."))
+
+# %% [markdown]
+# `benchmarks/eval.py` times all 570 questions of ARC-Easy against lm-evaluation-harness.
 #
 # ### The same answers as lm-evaluation-harness, to the character
 #
@@ -212,18 +233,29 @@ if MODEL is None:  # a fact about the bundled model on these items
 # ## 4. Every task, with standard errors and the chance baseline
 #
 # An accuracy measured on *n* items is uncertain: its standard error is $\sqrt{p(1-p)/n}$ (binomial). With
-# 16 items that is about ±12 points — enough to tell a model from chance only when it is far from it.
+# the default `LIMIT = 16` items and *p* near 0.5 that is $\sqrt{0.25/16}$ = ±12.5 points, enough to tell a model
+# from chance only when it is far from it. The two ARC sets are scored on `PARITY_ITEMS` questions instead
+# (ARC-Easy's scores come from section 3 for free), so they get narrower error bars. A task counts as above
+# (below) chance here only when its score is more than two standard errors above (below) the chance level.
 
 # %%
 NAMES = ["arc_easy", "arc_challenge", "hellaswag", "mmlu", "mmlu_5shot", "winogrande", "boolq", "piqa"]
 scorer = ev.HFScorer(model, tokenizer)
-results = {}
-for name in NAMES:
-    task = ev.load_task(name, limit=570 if FULL and name == "arc_easy" else LIMIT)
+results = {"arc_easy": (ev.load_task("arc_easy", limit=len(parity_items)), parity)}  # scored in section 3
+for name in NAMES[1:]:
+    task = ev.load_task(name, limit=max(LIMIT, PARITY_ITEMS) if name == "arc_challenge" else LIMIT)
     results[name] = (task, ev.score_multiple_choice(scorer, task.items, task=name))
-board = pd.DataFrame([{**r.row(), "metric": t.metric, "score": getattr(r, t.metric),
-                       "± se": getattr(r, t.metric + "_stderr")} for t, r in results.values()]).set_index("task")
-print(board[["n", "metric", "score", "± se", "acc", "acc_norm", "chance", "items/s"]].round(3).to_string())
+
+
+def versus_chance(score, se, chance):
+    """'above' / 'below' chance when the score is more than 2 standard errors away from it, else 'at chance?'."""
+    return "above" if score - 2 * se > chance else "below" if score + 2 * se < chance else "at chance?"
+
+
+board = pd.DataFrame([{**r.row(), "task": name, "metric": t.metric, "score": getattr(r, t.metric),
+                       "± se": getattr(r, t.metric + "_stderr")} for name, (t, r) in results.items()]).set_index("task")
+board["vs chance"] = [versus_chance(r.score, r["± se"], r.chance) for _, r in board.iterrows()]
+print(board[["n", "metric", "score", "± se", "chance", "vs chance", "acc", "acc_norm", "items/s"]].round(3).to_string())
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4))
@@ -233,23 +265,51 @@ ax.scatter(x, board["chance"] * 100, marker="_", s=900, color="tab:red", zorder=
 ax.set_xticks(x, [f"{n}\n({m})" for n, m in zip(board.index, board["metric"])], fontsize=8)
 ax.set_ylim(0, 100)
 ax.legend()
-labelled(ax, f"Accuracy on the first {LIMIT} items of each task (error bars: ±1 standard error)", "task (metric)", "accuracy (%)")
+labelled(ax, f"Accuracy on the first n items of each task (n = {', '.join(sorted({str(n) for n in board['n']}, key=int))}; error bars: ±1 standard error)",
+         "task (metric)", "accuracy (%)")
 plt.tight_layout()
 plt.show()
 
+# %%
+groups = {v: [t for t in board.index if board.loc[t, "vs chance"] == v] for v in ("above", "at chance?", "below")}
+easy, hard = board.loc["arc_easy"], board.loc["arc_challenge"]
+gap, gap_se = easy.score - hard.score, float(np.hypot(easy["± se"], hard["± se"]))
+two_model_gap = 2 * np.sqrt(2) * ev.binomial_stderr(0.5, LIMIT)  # 2 se of a difference of two accuracies near 0.5
+lines = [f"- More than 2 standard errors **above chance**: {', '.join(groups['above']) or 'none'}.",
+         f"- **Not distinguishable from chance** at these n: {', '.join(groups['at chance?']) or 'none'}.",
+         f"- **Below chance** by more than 2 standard errors: {', '.join(groups['below']) or 'none'}."]
+if abs(gap) <= 2 * gap_se:
+    lines.append(f"- ARC-Easy minus ARC-Challenge: {gap * 100:+.1f} points, within two standard errors of the difference (±{200 * gap_se:.1f}): "
+                 "these items cannot tell which set is harder for the model.")
+else:
+    lines.append(f"- ARC-Easy minus ARC-Challenge: {gap * 100:+.1f} points, more than two standard errors of the difference (±{200 * gap_se:.1f}): "
+                 + ("the easy set is easier for the model too." if gap > 0 else "the model does better on the *harder* set, which needs a closer look."))
+lines.append(f"- With {LIMIT} items per task, two models' accuracies near 50 % must differ by more than about "
+             f"{two_model_gap * 100:.0f} percentage points (two standard errors of the difference) before the gap means anything.")
+display(Markdown("\n".join(lines)))
+
 # %% [markdown]
-# Notice: most bars sit within two standard errors of the red chance marks at this sample size; a 135M model
-# is close to chance on knowledge-heavy MMLU, and clearly above it only on the easier commonsense sets (ARC-Easy,
-# PIQA, HellaSwag) once you score enough items (`FULL=True`). The error bars are the honest part of the plot:
-# with 16 items a 10-point gap between two models means nothing.
-#
-# BoolQ's acc sits *below* its chance line, which looks impossible until you count the labels: 13 of these
-# 16 answers are "yes", and the model gives " no" the higher log-probability on almost every item, so its acc
-# is roughly the share of "no" answers. The 50 % line assumes balanced labels; a model with a fixed preference
-# scores the majority or the minority share, not 50 %. Its acc_norm is higher only because " no" is one
-# character shorter than " yes": dividing by length flips the preference, an artefact rather than skill,
-# which is why leaderboards report plain acc for yes/no tasks.
-#
+# Notice: the error bars are the honest part of the plot. Read each bar against its red chance mark and its
+# whiskers, not against its neighbours. Yes/no tasks have a trap of their own:
+
+# %%
+boolq_result = results["boolq"][1]
+n_yes = sum(s.label == 1 for s in boolq_result.items)
+picks_no = sum(s.pred == 0 for s in boolq_result.items)
+norm_picks_yes = sum(s.pred_norm == 1 for s in boolq_result.items)
+n_b = boolq_result.n
+text = [f"BoolQ: {n_yes} of these {n_b} answers are \"yes\"; by plain log-probability (acc) the model picks \" no\" on "
+        f"{picks_no} of {n_b} items, so its acc ({boolq_result.acc:.0%}) tracks how often the answer is \"no\" ({1 - n_yes / n_b:.0%}) "
+        "more than any skill. The 50 % chance line assumes balanced labels; a model with a fixed preference scores the "
+        "majority or the minority share."]
+if norm_picks_yes > n_b - picks_no:
+    text.append(f"Divided by length (acc_norm, {boolq_result.acc_norm:.0%}), it picks \" yes\" on {norm_picks_yes} items instead of "
+                f"{n_b - picks_no}: \" no\" is one character shorter than \" yes\", and dividing a negative log-probability by the "
+                "longer length favours \" yes\". That is an artefact of the normalisation, not skill, which is why leaderboards "
+                "report plain acc for yes/no tasks.")
+display(Markdown(" ".join(text)))
+
+# %% [markdown]
 # ## 5. fp32 (transformers) vs Q4_1 (llama.cpp) on the same items
 #
 # Any backend that exposes log-probabilities can be scored the same way. llama.cpp needs `logits_all=True`;
@@ -265,37 +325,68 @@ assert [s.logprobs for s in q4.items] == [s.logprobs for s in again.items]  # re
 diff = np.array([a - b for s, t in zip(fast.items, q4.items) for a, b in zip(s.logprobs, t.logprobs)])
 same = np.mean([s.pred_norm == t.pred_norm for s, t in zip(fast.items, q4.items)])
 print(pd.DataFrame([fast.row(), q4.row()]).set_index("scorer")[["n", "acc", "±acc", "acc_norm", "±acc_norm", "items/s"]].round(3).to_string())
-print(f"log p difference per choice: mean {diff.mean():+.3f}, largest {np.abs(diff).max():.3f}; same acc_norm answer on {same:.0%} of items")
+print(f"log p difference per choice: mean {diff.mean():+.3f}, mean absolute {np.abs(diff).mean():.3f}, largest {np.abs(diff).max():.3f}; "
+      f"same acc_norm answer on {same:.0%} of items")
+acc_gap = abs(fast.acc_norm - q4.acc_norm)
+if MODEL is None:  # the bundled model: its fp32 weights are the de-quantized Q4_1 file (lesson 05)
+    assert same >= 0.75 and acc_gap <= fast.acc_norm_stderr
+display(Markdown(f"The two backends give the same acc_norm answer on {same:.0%} of the {q4.n} items, and their acc_norm differs by "
+                 f"{acc_gap:.1%}, {'less than' if acc_gap < fast.acc_norm_stderr else 'more than'} one standard error "
+                 f"(±{fast.acc_norm_stderr:.1%})."))
 
 # %% [markdown]
 # Notice: the weights are the same numbers (lesson 05: our fp32 model *is* the de-quantized Q4_1 file), yet
-# log-probabilities differ by a few hundredths to tenths: llama.cpp also rounds the *activations* to 8 bits
-# inside its Q4_1 matrix products. Answers agree on almost every item; the accuracies differ by far less than
-# one standard error.
+# log-probabilities differ by the amounts printed above: llama.cpp also rounds the *activations* to 8 bits
+# inside its Q4_1 matrix products. A small change in each log-probability only flips an answer where two
+# choices were nearly tied.
 #
 # ## 6. Our numbers next to published ones
 #
-# The official figures are in the SmolLM2 model cards and paper (Allal et al. 2025, arXiv 2502.02737), run with
-# *lighteval* on the full sets. We could not retrieve those tables while writing this offline lesson, so we do
-# not quote them: look them up there. A third-party card that reran lm-evaluation-harness 0-shot on
-# **SmolLM2-135M-Instruct** (model card `lldois/SmolLM2-135M-Reasoning-SLERP-Champion`, "Baseline" column) reports:
-# ARC-Easy acc 54.1%, ARC-Challenge acc_norm 27.7%, HellaSwag acc_norm 43.0%, PIQA acc_norm 66.9%, GSM8K 0.4%.
+# The model's own card (**HuggingFaceTB/SmolLM2-135M-Instruct** on Hugging Face, evaluation table for the instruct
+# model; see also Allal et al. 2025, arXiv 2502.02737) reports, measured with Hugging Face's *lighteval*, zero-shot
+# unless stated: HellaSwag 40.9, ARC (average of Easy and Challenge) 37.3, PIQA 66.3, MMLU (cloze) 29.3,
+# IFEval 29.9, GSM8K (5-shot) 1.4. We set our numbers beside the four we also score. Our MMLU is the *letter*
+# format (answer "A"–"D" after the listed options), not the card's cloze format (the full answer texts as
+# choices), so that row compares two different tests.
 
 # %%
-published = {"arc_easy": ("acc", 0.541), "arc_challenge": ("acc_norm", 0.277), "hellaswag": ("acc_norm", 0.430), "piqa": ("acc_norm", 0.669)}
-compare = pd.DataFrame([{"task": n, "metric": m, "published (3rd party, full set)": v, "ours": getattr(results[n][1], m),
-                         "± se": getattr(results[n][1], m + "_stderr"), "n": results[n][1].n} for n, (m, v) in published.items()]).set_index("task")
-compare["within 2 se"] = (compare["ours"] - compare["published (3rd party, full set)"]).abs() <= 2 * compare["± se"] + 1e-9
+CARD = {"hellaswag": 0.409, "arc (average)": 0.373, "piqa": 0.663, "mmlu (card: cloze; ours: letters)": 0.293}
+arc_avg = (results["arc_easy"][1].acc_norm + results["arc_challenge"][1].acc_norm) / 2
+arc_se = np.hypot(results["arc_easy"][1].acc_norm_stderr, results["arc_challenge"][1].acc_norm_stderr) / 2
+ours = {"hellaswag": ("acc_norm", results["hellaswag"][1].acc_norm, results["hellaswag"][1].acc_norm_stderr, results["hellaswag"][1].n),
+        "arc (average)": ("acc_norm", arc_avg, arc_se, results["arc_easy"][1].n + results["arc_challenge"][1].n),
+        "piqa": ("acc_norm", results["piqa"][1].acc_norm, results["piqa"][1].acc_norm_stderr, results["piqa"][1].n),
+        "mmlu (card: cloze; ours: letters)": ("acc", results["mmlu"][1].acc, results["mmlu"][1].acc_stderr, results["mmlu"][1].n)}
+compare = pd.DataFrame([{"task": k, "model card (lighteval, full set)": CARD[k], "our metric": m, "ours": v, "± se": se, "n": n}
+                        for k, (m, v, se, n) in ours.items()]).set_index("task")
+compare["ours − card"] = compare["ours"] - compare["model card (lighteval, full set)"]
+compare["card within ours ± 2 se"] = compare["ours − card"].abs() <= 2 * compare["± se"]
 print(compare.round(3).to_string())
 
+# %%
+inside = [k for k in compare.index if compare.loc[k, "card within ours ± 2 se"]]
+widest = compare["± se"].idxmax()
+lo, hi = compare.loc[widest, "ours"] - 2 * compare.loc[widest, "± se"], compare.loc[widest, "ours"] + 2 * compare.loc[widest, "± se"]
+display(Markdown(
+    f"The card's number lies within two standard errors of ours for {len(inside)} of {len(compare)} rows"
+    f"{' (' + ', '.join(inside) + ')' if inside else ''}. Read that check for what it is. For {widest} (n = {compare.loc[widest, 'n']}) "
+    f"the interval runs from {lo:.0%} to {hi:.0%}: a card value anywhere in it would pass, so passing does **not** show that "
+    "we reproduce the card. The check can only catch a gross mismatch (a broken scorer near chance where the card is far "
+    "above it). Only more items narrow it: the ARC row, from "
+    f"{compare.loc['arc (average)', 'n']} questions, spans ±{200 * compare.loc['arc (average)', '± se']:.0f} points at 2 se."))
+
 # %% [markdown]
-# Why numbers differ even for "the same" benchmark: **base vs instruct** (cards often quote the base model; the
-# instruct model we ship trades some log-likelihood skill for chat behaviour); **Q4_1 vs bf16** weights;
-# **few-shot** count (the leaderboard's ARC was 25-shot, here 0-shot); **normalisation** (acc vs acc_norm, per
-# character with or without the joining space, per token or per byte); **prompt format** (MMLU with letters vs
-# "cloze" with full answer texts, which small models do much better on — the SmolLM2 paper reports MMLU in cloze
-# form); and **subset size**: our
-# `LIMIT` first items carry a standard error of ±10 points or more.
+# Even on full sets the numbers would not match exactly, because a different tool measured them:
+# - **prompt format**: lighteval and lm-evaluation-harness write the question, the answer prefix and the choices
+#   differently (MMLU with letters vs cloze is the extreme case: small models do much better on cloze);
+# - **normalisation**: acc vs acc_norm, per character with or without the joining space (section 3), per token
+#   or per byte; the card gives one number per task and our harness follows lm-evaluation-harness's rules;
+# - **few-shot** count and examples (the card's GSM8K is 5-shot, the old leaderboard's ARC was 25-shot, ours 0-shot);
+# - **weights and precision**: the card ran the published bf16 weights; our fp32 model is the de-quantized Q4_1
+#   file (lesson 05), not the original;
+# - **subset**: we score the first items of each set, not all of them, with the standard errors printed above.
+#
+# A score is only comparable with another from the same code, prompts, items and weights.
 #
 # ## 7. Generation benchmarks: GSM8K and HumanEval
 #
@@ -321,11 +412,20 @@ for r in code.rows:
     print(f"{r['id']}: {'passed' if r['correct'] else 'failed'} {r['error'][:100]}")
 print(f"GSM8K exact match {gsm.score:.0%} of {gsm.n}, HumanEval pass@1 {code.score:.0%} of {code.n}")
 
+# %%
+n_gsm_right = sum(r["correct"] for r in gsm.rows)
+n_code_passed = sum(r["correct"] for r in code.rows)
+display(Markdown(
+    f"Here {n_gsm_right} of {gsm.n} GSM8K answers are right and {n_code_passed} of {code.n} HumanEval functions pass their tests. "
+    "The model card reports GSM8K (5-shot) 1.4 % for SmolLM2-135M-Instruct: at that rate "
+    f"{gsm.n} problems would hold {0.014 * gsm.n:.2f} right answers on average, so "
+    + ("a right answer here is luck, not a sign of skill." if n_gsm_right else "getting none right is what the card predicts.")))
+
 # %% [markdown]
-# Notice: the small model imitates the *form* of a worked solution but rarely gets the arithmetic right, and its
-# code usually fails the tests — published GSM8K scores for 135M models are around 1%. The harness still works:
-# it extracts numbers, runs tests, and would show a better model's progress. Generation benchmarks are slow
-# (every token is a forward pass), which is why leaderboards prefer log-likelihood scoring where they can.
+# Notice: read the outputs above: the model writes text shaped like a worked solution (the "So the answer is"
+# pattern of the 8-shot prompt) whether or not the arithmetic holds. The harness still works: it extracts numbers,
+# runs tests, and would show a better model's progress. Generation benchmarks are slow (every token is a forward
+# pass), which is why leaderboards prefer log-likelihood scoring where they can.
 #
 # ## 8. Speed as a benchmark: TTFT, TPOT and tokens/s
 #
@@ -337,15 +437,20 @@ from course_utils.metrics import measure_stream
 
 filler = " ".join(ev.boolq(limit=6)[i].context.split("\n")[0] for i in range(6))
 hf = get_backend("transformers", model=MODEL)
-speed = []
 for backend in (llm, hf):
     backend.complete("Hello", max_tokens=2)  # warm-up
-    for n_prompt in (16, 128, 384):
-        prompt = backend.detokenize(backend.tokenize(filler)[:n_prompt])
-        t = measure_stream(backend.complete_stream(prompt, max_tokens=12, temperature=0.0))
-        speed.append({"backend": backend.name, "prompt tokens": n_prompt, "TTFT ms": t.ttft_s * 1000,
-                      "TPOT ms": t.tpot_s * 1000, "tokens/s": t.tokens_per_s})
-speed = pd.DataFrame(speed)
+speed = []
+for n_prompt in (16, 128, 384):
+    best = {}
+    for _ in range(2):  # the two backends alternate, best of 2 each: a busy moment hits both
+        for backend in (llm, hf):
+            prompt = backend.detokenize(backend.tokenize(filler)[:n_prompt])
+            t = measure_stream(backend.complete_stream(prompt, max_tokens=12, temperature=0.0))
+            old = best.get(backend.name)
+            best[backend.name] = t if old is None or t.ttft_s + t.tpot_s * 11 < old.ttft_s + old.tpot_s * 11 else old
+    speed += [{"backend": name, "prompt tokens": n_prompt, "TTFT ms": t.ttft_s * 1000, "TPOT ms": t.tpot_s * 1000,
+               "tokens/s": t.tokens_per_s} for name, t in best.items()]
+speed = pd.DataFrame(speed).sort_values(["backend", "prompt tokens"])
 print(speed.round(1).to_string(index=False))
 
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -360,17 +465,38 @@ plt.show()
 hf.close()
 llm.close()
 
-# %% [markdown]
-# Notice: TTFT rises with the prompt (prefill reads every prompt token), while TPOT depends much less on it at
-# these lengths; llama.cpp's quantized kernels decode faster than our fp32 PyTorch loop (the cell below asserts
-# it). Single runs of 12 tokens are noisy — on a busy machine one row can jump — so a fair speed benchmark fixes
-# the prompt length, the output length, greedy decoding and warm-up, and repeats (`compare_backends` takes
-# medians), exactly like a fair accuracy benchmark fixes prompts and items.
-
 # %%
 ll_speed = speed[speed.backend == "llamacpp"]["tokens/s"].median()
 hf_speed = speed[speed.backend == "transformers"]["tokens/s"].median()
-assert ll_speed > hf_speed
+growth = {name: (part["TTFT ms"].iloc[-1] / part["TTFT ms"].iloc[0], part["TPOT ms"].iloc[-1] / part["TPOT ms"].iloc[0])
+          for name, part in speed.groupby("backend")}
+for ttft_growth, _ in growth.values():
+    assert ttft_growth >= 1.1  # 24x the prompt: prefill reads every prompt token (6x and 25x on a quiet machine, 1.4x seen under load 11)
+if MODEL is None:
+    assert ll_speed >= 1.5 * hf_speed  # Q4_1 llama.cpp vs fp32 PyTorch decode: about 4x on a quiet 2-core machine
+long = speed[speed["prompt tokens"] == speed["prompt tokens"].max()].set_index("backend")["TTFT ms"]
+lines = [f"- **{name}**: from 16 to 384 prompt tokens TTFT grew {g_ttft:.1f}×, TPOT {g_tpot:.1f}×"
+         + (" (decoding depends much less on the prompt length than reading it does)." if g_tpot < g_ttft / 2 else ".")
+         for name, (g_ttft, g_tpot) in growth.items()]
+fast_decode = "llamacpp" if ll_speed > hf_speed else "transformers"
+lines.append(f"- **Decoding**: llama.cpp made {ll_speed:.0f} tokens/s, transformers {hf_speed:.0f} (median over the lengths): "
+             f"{fast_decode} decoded {max(ll_speed, hf_speed) / min(ll_speed, hf_speed):.1f}× faster."
+             + (" Each new token is one pass over all the weights, and 4-bit weights are less memory to read." if fast_decode == "llamacpp" else ""))
+fast_prefill = long.idxmin()
+lines.append(f"- **Reading the longest prompt** ({int(speed['prompt tokens'].max())} tokens): {fast_prefill} was faster "
+             f"({long.min():.0f} ms vs {long.max():.0f} ms)."
+             + (" The backend that decodes faster is not the one that reads a long prompt faster: prefill handles all prompt "
+                "tokens in one batch of matrix-matrix products, decoding one token at a time, and each engine is better at one."
+                if fast_prefill != fast_decode else ""))
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# Notice: single runs of 12 tokens are noisy (on a busy machine one row can jump, which is why the runs alternate
+# and keep the best of two), so a fair speed benchmark fixes the prompt length, the output length, greedy decoding
+# and warm-up, and repeats (`compare_backends` takes medians), exactly like a fair accuracy benchmark fixes
+# prompts and items.
+
+# %%
 record("arc_easy_acc_norm", board.loc["arc_easy", "acc_norm"], note=f"first {board.loc['arc_easy', 'n']} items, fp32", fmt=".3f")
 record("arc_easy_items_per_s", fast.items_per_s, note="transformers fp32, shared context", fmt=".1f")
 record("shared_context_speedup", naive.seconds / fast.seconds, note="vs. re-reading the context per choice", fmt=".1f")
@@ -393,8 +519,9 @@ print(f"notebook ran in {time.perf_counter() - started:.0f} s")
 #   compare scores only from the same code, or check them item by item.
 # - Every accuracy needs its **standard error** $\sqrt{p(1-p)/n}$ and the **chance** level next to it; small
 #   subsets only separate large differences.
-# - Published numbers differ from yours for many legitimate reasons (base vs instruct, quantization, shots,
-#   normalisation, prompt format, subset) and one illegitimate one: **contamination**.
+# - Published numbers differ from yours for many legitimate reasons (another tool and prompt format,
+#   normalisation, shots, weights, subset) and one illegitimate one: **contamination**. A "within two standard
+#   errors" check on a small subset only catches gross mismatches; it cannot show that you reproduce a number.
 # - Generation benchmarks (GSM8K, HumanEval) check what the model writes; model-written code runs only in a
 #   sandbox. Speed (TTFT, TPOT, tokens/s) is measured with the same care as accuracy.
 #
