@@ -561,7 +561,8 @@ display(Markdown(
        "text is the purest pattern." if acc["few-shot chat"] < acc["few-shot completion"] else
        f"The same examples as chat turns did as well on this run ({acc['few-shot chat']:.0%} right).")
     + f" Eight reviews are a tiny test: one answer moves accuracy by {1 / len(reviews):.1%}."))
-#
+
+# %% [markdown]
 # ## 10. Chain-of-thought
 #
 # For reasoning questions, asking for the steps before the answer helps large models: each written step becomes

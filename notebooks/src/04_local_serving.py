@@ -443,7 +443,8 @@ display(Markdown(
     f"- Llama-2-7B has as many KV heads as query heads ({kv.loc['Llama-2-7B', 'n_kv_heads']}); Llama-3.1 and Mistral share "
     f"{big['n_kv_heads']:.0f} KV heads between 32 query heads (**grouped-query attention**, head counts from each model's "
     f"published `config.json`), which cuts the cache by {gqa_saving:.0f}×. An 8-bit cache halves it again."))
-#
+
+# %% [markdown]
 # ## 6. Many users, one server
 #
 # Now the server gets several requests at once. `load_test` sends `REQUESTS` requests with `concurrency` of

@@ -355,7 +355,8 @@ chat_params = sum(p.numel() for p in chat_model.parameters())
 print(f"parameters: MiniLM {minilm_params / 1e6:.1f} M, the chat model {chat_params / 1e6:.1f} M ({chat_params / minilm_params:.1f}× MiniLM)")
 if chat_params > minilm_params and max(layer_recall) < recall(minilm_ranks, 1):
     print("Size is not the point: the better embedder is the smaller model.")
-#
+
+# %% [markdown]
 # ## 6. A map of meaning: PCA to two dimensions
 #
 # We cannot look at 384 dimensions, but we can look at the two directions along which the embeddings

@@ -286,7 +286,8 @@ display(Markdown(
        "**wrong digits** (look for a wrong century or day in the table): the model learned the format faster than "
        "the copying. More steps (`FULL = True`) may fix some of them; measure it." if len(answers) > tuned_kinds["exactly right"]
        else "No errors remain on these prompts.")))
-#
+
+# %% [markdown]
 # ## 4. The same with peft
 #
 # Hugging Face's **peft** library is what you would use in practice. We build a peft model from the same base, with

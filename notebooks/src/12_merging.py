@@ -367,8 +367,6 @@ plt.show()
 # %% [markdown]
 # Read the left plot from left to right: at λ = 1 each task vector is added whole, below it each is diluted, and above
 # it each is exaggerated. What this sweep measured:
-# **weaker** skill: for each task, the share of the specialist's gain over the base that the merge keeps,
-# `(EM_merge − EM_base) / (EM_specialist − EM_base)`.
 
 # %%
 peak = {t: max(LAMBDAS, key=lambda lam: em(sweep[LAMBDAS.index(lam)], t)) for t in TASKS}
@@ -384,7 +382,11 @@ if MODEL is None:
     assert ppl_sweep[-1] > ppl_sweep[0]  # measured: 41 -> 154 on the quiet machine
 
 # %% [markdown]
-# Which merge is best? The one that keeps the most of its
+# Which merge is best? The one that keeps the most of its **weaker** skill: for each task, the share of the
+# specialist's gain over the base that the merge keeps, `(EM_merge − EM_base) / (EM_specialist − EM_base)`.
+
+# %%
+merges = [n for n in results if "specialist" not in n and n != "base"]
 kept = {n: {t: specialists.skill_kept(em(n, t), em("base", t), em(f"{t} specialist", t)) for t in TASKS} for n in merges}
 best = max(merges, key=lambda n: min(kept[n].values()))
 display(pd.DataFrame(kept).T.rename(columns=lambda t: f"{t}: skill kept").style.format("{:.0%}"))
