@@ -12,7 +12,7 @@
 #
 # **Prerequisites:** lesson 01.
 #
-# **Run time:** not measured yet (`course run --in-place` writes it).
+# **Run time:** 4 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

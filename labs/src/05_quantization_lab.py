@@ -8,7 +8,7 @@
 #
 # **Prerequisites:** lesson 05.
 #
-# **Run time:** not measured yet (`course run --in-place` writes it).
+# **Run time:** 10 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # No model is run.
 

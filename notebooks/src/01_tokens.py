@@ -13,7 +13,7 @@
 #
 # **Prerequisites:** lesson 00 (the backends). Python lists and dicts.
 #
-# **Run time:** 24 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 10 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The tokenizer code lives in `src/course_utils/tokenizer/` (`base.py` for the building blocks and the `Tokenizer`
 # class, `training.py` for `train`, one file per kind of vocabulary file): open it next to this notebook.

@@ -14,7 +14,7 @@
 #
 # **Prerequisites:** lesson 01 (tokens and token ids); a little PyTorch (tensors, `@` for matrix product).
 #
-# **Run time:** 5 min 16 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 21 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Everything runs offline on the bundled SmolLM2-135M-Instruct, loaded as an ordinary PyTorch model (fp32).
 

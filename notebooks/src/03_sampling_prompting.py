@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lessons 00 (backends, generation options), 01 (tokens) and 02 (logits, the generation loop).
 #
-# **Run time:** 17 min 33 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 46 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

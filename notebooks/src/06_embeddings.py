@@ -13,7 +13,7 @@
 #
 # **Prerequisites:** lesson 02 (a transformer turns tokens into hidden states). numpy arrays and `@`.
 #
-# **Run time:** 54 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 14 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Lesson 07 builds retrieval-augmented generation on top of this. The code lives in
 # `src/course_utils/embeddings.py`.

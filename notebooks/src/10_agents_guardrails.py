@@ -20,7 +20,7 @@
 #
 # **Prerequisites:** lesson 03 (grammar-forced JSON), 04 (the local server), 07 (RAG).
 #
-# **Run time:** 30 min 51 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 12 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

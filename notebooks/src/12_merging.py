@@ -18,7 +18,7 @@
 # **Prerequisites:** lesson 08 (LoRA fine-tuning, merging an adapter, GGUF export). Lesson 09 (standard errors)
 # helps.
 #
-# **Run time:** 1 min 42 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 1 min 53 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The two specialists' LoRA adapters (2 × 40 training steps) ship with the course in `data/merging_adapters/`, made
 # by `data/make_merging_adapters.py`; this lesson trains a few steps of the same recipe itself, to show it is the same

@@ -13,7 +13,7 @@
 #
 # **Prerequisites:** lesson 07.
 #
-# **Run time:** not measured yet (`course run --in-place` writes it).
+# **Run time:** 17 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The small index is built once and cached.
 

@@ -8,7 +8,7 @@
 #
 # **Prerequisites:** lesson 09.
 #
-# **Run time:** not measured yet (`course run --in-place` writes it).
+# **Run time:** 13 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Exercise 5 runs the model on two questions.
 

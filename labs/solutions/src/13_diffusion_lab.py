@@ -12,7 +12,7 @@
 # product of the alphas up to and including step t). Images are tensors (batch, 1, 8, 8) in [-1, 1]. Never change an
 # input tensor in place: the caller still needs it. NumPy inside your function is fine.
 #
-# **Run time:** 7 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 8 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The lab samples from lesson 13's denoiser, which ships trained with the course (`data/diffusion/`), so nothing is
 # trained here.
