@@ -20,7 +20,7 @@
 #
 # **Prerequisites:** lesson 03 (grammar-forced JSON), 04 (the local server), 07 (RAG).
 #
-# **Run time:** 2 min 12 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 0 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -336,7 +336,8 @@ display(Markdown(
     f"- **Grammar**: {g['parseable call']} of {n} parse and {g['valid arguments']} have valid arguments: the grammar removes the *format* "
     f"problem. What is left is judgement: {g['right tool']} of {n} first calls pick the right tool, {jumped} jump straight to "
     f"`final_answer` with a guess, and {g['right answer']} of {n} final answers are right"
-    + (" (every other answer is wrong: made up, or not taken from the tool's result)." if g["right answer"] < n else ".")))
+    + (" (none is right: each is made up, or not taken from the tool's result)." if g["right answer"] == 0 else
+       " (the others are wrong: made up, or not taken from the tool's result)." if g["right answer"] < n else ".")))
 
 # %% [markdown]
 # What to notice: with `N_TASKS` tasks each share moves in steps of one task, so read these as counts, not rates.
