@@ -30,6 +30,21 @@ def test_a_changed_source_is_noticed(tmp_path):
     assert notebook_sources.check(tmp_path) == [f"notebooks/{nb.name} and notebooks/src/{py.name} differ"]
 
 
+def test_to_ipynb_leaves_a_matching_notebook_byte_for_byte_and_rewrites_a_changed_one(tmp_path):
+    lab = next(nb for nb, _ in notebook_sources.pairs(ROOT) if nb.parent.name == "labs")  # executed: papermill's empty tags
+    stored, text = lab.read_bytes(), notebook_sources.twin_of(lab).read_text(encoding="utf-8")
+    assert b'"tags": []' in stored  # what a rewrite would drop
+    nb, py = tmp_path / lab.name, tmp_path / "src.py"
+    nb.write_bytes(stored)
+    py.write_text(text, encoding="utf-8")
+    assert notebook_sources.to_ipynb(py, nb) is False
+    assert nb.read_bytes() == stored
+    py.write_text(text + "\n# %%\nprint('new cell')\n", encoding="utf-8")
+    assert notebook_sources.to_ipynb(py, nb) is True
+    assert "print('new cell')" in nb.read_text(encoding="utf-8")
+    assert notebook_sources.as_text(nb) == py.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_notebook_metadata_lets_plain_tools_run_it(nb):
     meta = json.loads(nb.read_text(encoding="utf-8"))["metadata"]

@@ -11,7 +11,6 @@ from course_utils.serving import (
     RequestResult,
     gguf_shape,
     kv_cache_bytes_per_token,
-    least_disturbed,
     load_test,
     plot_sweep,
     sweep,
@@ -84,15 +83,6 @@ def test_a_dead_server_gives_errors_not_exceptions():
     dead = load_test(f"http://127.0.0.1:{free_port()}/v1", concurrency=2, n_requests=2, model="smollm2", timeout=5)
     assert [r.finish_reason for r in dead.requests] == ["error", "error"]
     assert all("Connection" in r.error for r in dead.requests)
-
-
-def test_least_disturbed_keeps_the_fastest_run_of_each_level():
-    slow_1, fast_1 = LoadTestResult(1, 4, 9.0), LoadTestResult(1, 4, 3.0)
-    only_2 = LoadTestResult(2, 4, 5.0)
-    best = least_disturbed([slow_1, only_2, fast_1])
-    assert best == {1: fast_1, 2: only_2}
-    assert least_disturbed([fast_1, slow_1])[1] is fast_1  # order does not matter
-    assert least_disturbed([]) == {}
 
 
 def test_sweep_rejects_bad_repeats():

@@ -516,34 +516,34 @@ def generate_seconds(m, prompt):
         return time.perf_counter() - t0, tokenizer.decode(out[0, prompt.shape[1]:])
 
 
+from course_utils.timing import best_of_turns
+
 contenders = {"fp32": model, "torch dynamic int8": dynamic_int8, "own int8 (simulated)": variants["int8 (absmax, per channel)"]}
 x = torch.tensor([ids[:256]])
 prompt = tokenizer("The capital of France is", return_tensors="pt").input_ids
-forward_s = {name: [] for name in contenders}
-generate_s = {name: [] for name in ("fp32", "torch dynamic int8")}
-outputs, texts = {}, {}
 with torch.inference_mode():
     for m in contenders.values():
         m(input_ids=x[:, :16])  # warm-up
-for _ in range(3):  # alternate the contenders, keep each one's best of 3: a busy machine hurts them all alike
-    for name, m in contenders.items():
-        seconds, outputs[name] = forward_seconds(m, x)
-        forward_s[name].append(seconds)
-    for name in generate_s:
-        seconds, texts[name] = generate_seconds(contenders[name], prompt)
-        generate_s[name].append(seconds)
+# the contenders in turns, each keeping its best of 3 (timing.best_of_turns): a busy machine hurts them all alike
+forwards = best_of_turns({name: (lambda m=m: forward_seconds(m, x)) for name, m in contenders.items()}, 3, cost=lambda r: r[0])
+generates = best_of_turns({name: (lambda m=contenders[name]: generate_seconds(m, prompt)) for name in ("fp32", "torch dynamic int8")},
+                          3, cost=lambda r: r[0])
+forward_s = {name: seconds for name, (seconds, _) in forwards.items()}
+generate_s = {name: seconds for name, (seconds, _) in generates.items()}
+outputs = {name: logits for name, (_, logits) in forwards.items()}
+texts = {name: text for name, (_, text) in generates.items()}
 
 speed = {}
 for name in contenders:
     logits = outputs[name]
     window_ppl = torch.exp(-torch.log_softmax(logits[:-1], -1).gather(1, x[0, 1:, None]).mean()).item()
-    speed[name] = {"forward tokens/s": round(x.shape[1] / min(forward_s[name])), "perplexity (256 tokens)": round(window_ppl, 2),
+    speed[name] = {"forward tokens/s": round(x.shape[1] / forward_s[name]), "perplexity (256 tokens)": round(window_ppl, 2),
                    "predicted": logits.argmax(-1)}
     if name in generate_s:
-        speed[name]["generate tokens/s"] = round(GEN_TOKENS / min(generate_s[name]), 1)
+        speed[name]["generate tokens/s"] = round(GEN_TOKENS / generate_s[name], 1)
 speed_table = pd.DataFrame(speed).T
-forward_ratio = {name: min(forward_s["fp32"]) / min(forward_s[name]) for name in contenders}  # > 1: faster than fp32
-generate_ratio = min(generate_s["fp32"]) / min(generate_s["torch dynamic int8"])
+forward_ratio = {name: forward_s["fp32"] / forward_s[name] for name in contenders}  # > 1: faster than fp32
+generate_ratio = generate_s["fp32"] / generate_s["torch dynamic int8"]
 speed_table["forward vs fp32"] = [f"{forward_ratio[n]:.2f}×" for n in contenders]
 speed_table["same top token as fp32"] = [f"{100 * (s['predicted'] == speed['fp32']['predicted']).float().mean().item():.0f} %" for s in speed.values()]
 print(speed_table[["forward tokens/s", "forward vs fp32", "generate tokens/s", "perplexity (256 tokens)", "same top token as fp32"]].to_string())

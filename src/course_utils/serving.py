@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import BackendUnavailable, InvalidOption
+from .timing import best_of_turns
 
 MAX_CONCURRENCY = 32
 MAX_REQUESTS = 256
@@ -219,36 +220,19 @@ def load_test(base_url: str, concurrency: int, n_requests: int, max_tokens: int 
     return LoadTestResult(concurrency, max_tokens, time.perf_counter() - started, results)
 
 
-def least_disturbed(runs: list[LoadTestResult]) -> dict[int, LoadTestResult]:
-    """For each concurrency level among ``runs``, the run that took the least wall time.
-
-    On a busy machine a stall (another process takes the CPU for seconds) lands in one run and would make
-    that level look slow; of repeated runs, the fastest is the one least disturbed.
-
-    >>> runs = [LoadTestResult(1, 4, 9.0), LoadTestResult(2, 4, 2.0), LoadTestResult(1, 4, 3.0)]
-    >>> {c: r.wall_s for c, r in least_disturbed(runs).items()}
-    {1: 3.0, 2: 2.0}
-    """
-    best: dict[int, LoadTestResult] = {}
-    for run in runs:
-        if run.concurrency not in best or run.wall_s < best[run.concurrency].wall_s:
-            best[run.concurrency] = run
-    return best
-
-
 def sweep(base_url: str, levels: tuple[int, ...] = (1, 2, 4), n_requests: int = 8, repeats: int = 1, **kwargs: Any) -> Any:
     """:func:`load_test` at each concurrency level; a pandas DataFrame with one row per level.
 
     With ``repeats`` > 1 the levels run in turns (1, 2, 4, 1, 2, 4, ...) and each level keeps its least
-    disturbed run (:func:`least_disturbed`), so a busy machine hurts all levels alike instead of one.
+    disturbed run (:func:`course_utils.timing.best_of_turns`), so a busy machine hurts all levels alike instead of one.
     """
     import pandas as pd
 
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 5:
         raise InvalidOption(f"repeats must be a whole number from 1 to 5, got {repeats!r}", fix="pass repeats=2 on a busy machine, 1 on a quiet one")
-    runs = [load_test(base_url, c, n_requests, **kwargs) for _ in range(repeats) for c in levels]
-    best = least_disturbed(runs)
-    return pd.DataFrame([best[c].summary() for c in dict.fromkeys(levels)]).set_index("concurrency")
+    runs = {c: (lambda c=c: load_test(base_url, c, n_requests, **kwargs)) for c in dict.fromkeys(levels)}
+    best = best_of_turns(runs, repeats, cost=lambda run: run.wall_s)
+    return pd.DataFrame([run.summary() for run in best.values()]).set_index("concurrency")
 
 
 def plot_sweep(df: Any, title: str = "One local server, more users at once") -> Any:

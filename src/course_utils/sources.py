@@ -56,8 +56,14 @@ def to_py(nb_path: Path, py_path: Path) -> None:
     py_path.write_text(as_text(nb_path), encoding="utf-8")
 
 
-def to_ipynb(py_path: Path, nb_path: Path) -> None:
-    """Write the notebook from its text, keeping outputs of unchanged cells and the run metadata."""
+def to_ipynb(py_path: Path, nb_path: Path) -> bool:
+    """Write the notebook from its text, keeping outputs of unchanged cells and the run metadata.
+
+    A notebook that already matches its text is left alone (False), byte for byte: rewriting it would
+    only churn metadata that papermill adds (empty tag lists).
+    """
+    if nb_path.exists() and as_text(nb_path) == py_path.read_text(encoding="utf-8"):
+        return False
     new = jupytext.read(py_path, fmt=FORMAT)
     if nb_path.exists():
         old = jupytext.read(nb_path)
@@ -71,6 +77,7 @@ def to_ipynb(py_path: Path, nb_path: Path) -> None:
     new.metadata["jupytext"] = JUPYTEXT_META
     new.metadata.setdefault("language_info", {"name": "python"})
     jupytext.write(new, nb_path, fmt="ipynb")
+    return True
 
 
 def check(root: Path | None = None) -> list[str]:
@@ -115,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(problems) or "all notebooks and their sources agree")
         return 1 if problems else 0
     for nb, py in chosen:
-        (to_py(nb, py) if args.to_py else to_ipynb(py, nb))
-        print(f"{'wrote' if args.to_py else 'updated'} {(py if args.to_py else nb).relative_to(root)}")
+        if args.to_py:
+            to_py(nb, py)
+            print(f"wrote {py.relative_to(root)}")
+        else:
+            print(f"{'updated' if to_ipynb(py, nb) else 'unchanged'} {nb.relative_to(root)}")
     return 0
