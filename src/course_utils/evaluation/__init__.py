@@ -5,6 +5,8 @@ the names below::
 
     models.py           text -> ids, log-softmax, a llama.cpp model that keeps every position's logits
     perplexity.py       perplexity over windows of a token stream, transformers and llama.cpp    (05)
+    divergence.py       KL divergence and top-token agreement of two models' next-token
+                        distributions (how llama.cpp judges a quantized file)                    (05)
     multiple_choice.py  MCItem, acc / acc_norm as lm-evaluation-harness computes them, standard
                         errors, score_multiple_choice                                           (09)
     scorers.py          the fast scorers: a question and its answers in one row (transformers),
@@ -23,6 +25,13 @@ the names below::
 
 from __future__ import annotations
 
+from .divergence import (
+    Divergence,
+    divergence,
+    log_softmax,
+    next_token_logprobs,
+    next_token_logprobs_llamacpp,
+)
 from .generation import GenResult, extract_code, extract_number, run_gsm8k, run_humaneval
 from .models import gather_logprobs, llama_with_logits, numpy_logprobs, tokenize_fn
 from .multiple_choice import (
@@ -63,6 +72,7 @@ from .tasks import (
 )
 
 __all__ = [
+    "Divergence", "divergence", "log_softmax", "next_token_logprobs", "next_token_logprobs_llamacpp",
     "GEN_TASKS", "MC_TASKS", "MMLU_SUBJECTS", "ChoiceGroup", "GenItem", "GenResult", "HFScorer", "ItemScore",
     "LlamaCppScorer", "MCItem", "MCResult", "PerplexityResult", "Task", "Window", "acc_norm_prediction",
     "acc_prediction", "arc", "binomial_stderr", "boolq", "encode_pair", "extract_code", "extract_number",

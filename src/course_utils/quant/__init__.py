@@ -37,6 +37,7 @@ One module per concept::
     size.py       stored_tensors, model_size_bytes, size_breakdown, expected_linear_bytes
     gguf_file.py  gguf_metadata, gguf_tensors, gguf_tensor_data, gguf_dequantize (the gguf library)
     q4_1.py       one Q4_1 block de-quantized by hand, and the same vectorised with NumPy
+    gguf_quantize.py  quantize_gguf (llama.cpp's own quantizer: k-quants, Q8_0...), tensor_types
 
 Every name is importable from here: ``from course_utils import quant`` then ``quant.quantize(...)``.
 
@@ -46,6 +47,7 @@ Taught in: lesson 05 and lab 05 (lesson 08's QLoRA quantizes its frozen base wit
 from __future__ import annotations
 
 from .gguf_file import GGUFTensor, gguf_dequantize, gguf_metadata, gguf_tensor_data, gguf_tensors
+from .gguf_quantize import QUANT_TYPES, quantize_gguf, tensor_types
 from .linear import QuantLinear, quantize_model
 from .q4_1 import (
     Q4_1_BLOCK,
@@ -69,6 +71,7 @@ from .tensor import (
 )
 
 __all__ = [
+    "QUANT_TYPES", "quantize_gguf", "tensor_types",
     "GRANULARITIES", "Q4_1_BLOCK", "Q4_1_BLOCK_BYTES", "SCHEMES", "SUPPORTED_BITS",
     "GGUFTensor", "QTensor", "QuantLinear",
     "check_quantize_args", "dequantize", "dequantize_q4_1", "dequantize_q4_1_block", "expected_linear_bytes",
