@@ -56,13 +56,16 @@ def test_quantize_refuses_unknown_types_missing_files_and_requantizing(tmp_path)
     assert not list(tmp_path.iterdir())  # nothing half-written left behind
 
 
-def test_a_real_export_quantized_by_llama_cpp_keeps_the_model_and_says_what_it_holds(tmp_path):
+def test_a_real_export_quantized_by_llama_cpp_keeps_the_model_and_says_what_it_holds(tmp_path, capfd):
     from course_utils import export
     from course_utils.assets import load_hf_model
 
     model, tokenizer = load_hf_model()
     f16 = export.export_gguf(model, tmp_path / "f16.gguf", outtype="f16")
+    capfd.readouterr()
     q8 = quant.quantize_gguf(f16, tmp_path / "q8.gguf", "Q8_0", n_threads=2)
+    printed = capfd.readouterr()
+    assert "q8_0" not in (printed.out + printed.err).lower()  # llama.cpp's tensor-by-tensor listing stays out of the lesson
     assert quant.gguf_metadata(q8)["general.file_type"] == 7  # mostly Q8_0
     types = quant.tensor_types(q8)
     assert types["Q8_0"] > 100 and "F16" not in types  # every matrix quantized, norms stay F32

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -162,22 +163,27 @@ def ftype_name(file_type: str | None) -> str:
 
 
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence C-level messages of llama.cpp and GPT4All while loading (they go straight to file descriptor 2).
+def quiet_stderr(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Silence C-level messages of llama.cpp and GPT4All (they go straight to file descriptor 2).
+
+    ``fds=(1, 2)`` silences standard output too (llama.cpp's quantizer prints there).
 
     >>> with quiet_stderr():
     ...     os.write(2, b"not shown")
     9
     """
+    sys.stdout.flush()
     try:
-        saved = os.dup(2)
+        saved = [(fd, os.dup(fd)) for fd in fds]
     except OSError:
         yield
         return
     with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
+        for fd, _ in saved:
+            os.dup2(devnull.fileno(), fd)
         try:
             yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)

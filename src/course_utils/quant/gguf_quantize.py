@@ -57,7 +57,7 @@ def quantize_gguf(source: str | os.PathLike, target: str | os.PathLike, kind: st
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}")
 
     def write(tmp: Path) -> None:
-        with quiet_stderr():  # llama.cpp lists every tensor it converts
+        with quiet_stderr(fds=(1, 2)):  # llama.cpp lists every tensor it converts, on both
             status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             raise DataError(f"llama.cpp could not quantize {source} to {kind} (status {status})",
