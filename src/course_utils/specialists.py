@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -216,7 +215,9 @@ class TaskScore:
     @property
     def stderr(self) -> float:
         """Standard error of the exact match, sqrt(p (1 - p) / n)."""
-        return math.sqrt(self.em * (1 - self.em) / self.n)
+        from .evaluation import binomial_stderr
+
+        return binomial_stderr(self.em, self.n)
 
     def __str__(self) -> str:
         return f"{self.task}: exact match {self.em:.0%} ± {self.stderr:.0%} (n={self.n}), answer loss {self.loss:.3f}"
