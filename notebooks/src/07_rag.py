@@ -10,13 +10,14 @@
 # - retrieval → a prompt with numbered sources → an answer citing [1], [2] → the sources shown;
 # - evaluation on real data (BoolQ questions over their Wikipedia passages; the default run uses a subset,
 #   `FULL = True` all of them): recall@k and MRR for dense, BM25 (from scratch) and hybrid retrieval, and
-#   whether retrieval helps the small model answer;
+#   whether retrieval helps the small model answer (yes/no read from its probabilities and calibrated,
+#   on a few hundred questions with confidence intervals);
 # - the same pipeline with **LangChain**, giving the same results;
 # - prompt injection hidden in a retrieved document, and a mitigation.
 #
 # **Prerequisites:** lesson 06 (embeddings, cosine similarity). Lesson 03 (chat messages) helps.
 #
-# **Run time:** 48 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 7 min 40 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The first run embeds the passages and caches the index; later runs reopen it. `FULL = True` indexes every
 # bundled passage (several minutes the first time).
@@ -39,7 +40,9 @@ SEED = 0
 FULL = False  # True: index every bundled BoolQ passage and evaluate on every question
 N_PASSAGES = 300  # passages indexed when FULL is False
 N_CHUNKING = 60  # passages used to compare chunking strategies (one small index per strategy)
-N_YES_NO = 12  # yes/no questions answered with and without retrieval
+N_YES_NO = 200  # yes/no questions scored closed-book and with retrieval (section 6)
+N_CALIBRATION = 80  # questions on other passages that choose the yes/no threshold
+PASSAGE_TOKENS = 96  # the retrieved passage is cut to its first tokens (shorter prompts are read faster)
 K = 2  # sources given to the model (a 135M model copes badly with more)
 
 # %%
@@ -282,14 +285,14 @@ print(f"\n({time.perf_counter() - started:.1f} s; the model wrote the citations 
 # judge it. Three checks, all in code below: did the model **copy** a source verbatim instead of answering
 # (a long stretch of text shared with a source)? Does it contain **numbers or names that no source contains**
 # (`text_safety.unsupported_terms`: the model brought them in, often made up)? And does each **citation** count:
-# `verify_citations` (run by `answer()`) accepts `[n]` only when source n supports its sentence (cosine ≥ 0.6
-# between the sentence and a sentence of the source), and not when the model copied the prompt's "[1] text"
-# label along with the text. For this question we also know the right answer: the source gives a fee of 2,350 dollars.
+# `rag.check_grounded` (run by `answer()`) accepts `[n]` only when source n supports its sentence (cosine ≥ 0.6
+# between the sentence and a sentence of the source) **and** contains every number and name of that sentence,
+# and not when the model copied the prompt's "[1] text" label along with the text. For this question we also know the right answer: the source gives a fee of 2,350 dollars.
 
 # %%
 from difflib import SequenceMatcher
 
-from course_utils.text_safety import unsupported_terms, verify_citations
+from course_utils.text_safety import unsupported_terms
 
 
 def copied_chars(text, sources):
@@ -302,7 +305,7 @@ def judge(reply, expected=None):
     text = reply.text.strip()
     copied = copied_chars(text, reply.sources)
     made_up = unsupported_terms(text, reply.sources, reply.question)
-    checks = reply.checks or verify_citations(reply.attributed_text or "", [h.text[:400] for h in reply.sources], embedder)
+    checks = reply.checks  # answer() checked every citation, written or added afterwards (rag.check_grounded)
     verdict = {
         "copied from a source": f"yes, {copied} characters word for word" if copied >= 80 else "no",
         "terms in no source": ", ".join(repr(t) for t in made_up) or "none",
@@ -333,8 +336,9 @@ display(Markdown(" ".join([
 # When the model cites nothing, `answer()` adds citations *afterwards*: each sentence of the answer gets the
 # number of the source it is most similar to (cosine ≥ 0.45 with MiniLM), and the output says so. That is
 # attribution by similarity: it shows which source a sentence *resembles*, not that the source supports
-# every detail in it, so `judge` also checks those added citations against the stricter support threshold
-# and lists the terms no source contains. Two more questions:
+# every detail in it, so `answer()` checks those added citations the same way as written ones (the stricter
+# support threshold, and every number and name found in the cited source); one that fails is shown as not
+# counted. Two more questions:
 
 # %%
 judged = []
@@ -357,8 +361,9 @@ display(Markdown(
     f"The model wrote citations itself in {own_citations} of {len(judged)} answers; with citations added afterwards, "
     f"{any_citation} of {len(judged)} cite a source, and {supported} of those {written} citations pass the support check. "
     + (f"**{len(with_made_up)} of {len(judged)} answers contain numbers or names that no source contains** ({made_up_list}): "
-       "details the model brought in, not read in its sources, even where the sentence as a whole resembles a source "
-       "and got a citation. A made-up detail with a citation attached is the most convincing kind of hallucination."
+       "details the model brought in, not read in its sources, even where the sentence as a whole resembles a source. "
+       "A citation on such a sentence is not counted (its source lacks the detail): a made-up detail with a citation "
+       "attached would be the most convincing kind of hallucination."
        if with_made_up else "Every number and name in these answers occurs in a source.")))
 
 # %% [markdown]
@@ -453,67 +458,160 @@ display(Markdown(f"Embedding the question takes {share:.0%} of the median query 
 # %% [markdown]
 # ## 6. Does retrieval help the model answer?
 #
-# Retrieval quality is not answer quality. We ask the chat model `N_YES_NO` BoolQ questions twice:
-# closed-book, and with the top retrieved passage in the prompt, and compare with the gold answers.
+# Retrieval quality is not answer quality. Asked to *write* "yes" or "no", a small chat model tends to write the
+# same word whatever the question, and a written answer cannot show how sure it was. We therefore read its
+# probabilities instead, as lesson 09 scores BoolQ: one forward pass over `passage / Question: ...? / Answer:`
+# gives log p(" yes") and log p(" no"), and their difference (the **log-odds** of yes) is the model's answer.
+# Three ways to turn log-odds into yes/no, none of which looks at the evaluated questions' answers:
+#
+# - **raw**: yes when the log-odds are above 0 (what the model itself prefers);
+# - **content-free** (Zhao et al., 2021, "Calibrate Before Use"): the same prompt with "N/A", "" and "[MASK]"
+#   in place of question and passage shows the prompt's own lean; its mean log-odds is the threshold;
+# - **calibration split**: the threshold with the best accuracy on *other* questions about *other* passages
+#   (the last quarter of the indexed passages), then applied unchanged to the evaluated ones.
+#
+# Each is run closed-book (question only) and with the top retrieved passage (our own store, not the gold
+# passage), its first `PASSAGE_TOKENS` tokens only, to keep the prompts short.
 
 # %%
-sample_questions = questions[:: max(1, len(questions) // N_YES_NO)][:N_YES_NO]  # spread over the set
-rows = []
+import torch
+
+from course_utils.assets import hf_model_dir, load_hf_model
+from course_utils.config import settings
+from course_utils.evaluation import binomial_stderr
+from course_utils.machine import machine
+
+order = {doc_id: i for i, doc_id in enumerate(docs)}
+held = int(0.75 * len(docs))  # passages of the evaluated questions; the rest give the calibration split
+eval_questions = [q for q in questions if order[q.doc_id] < held][:N_YES_NO]
+calib_questions = [q for q in questions if order[q.doc_id] >= held][:N_CALIBRATION]
+assert not {q.doc_id for q in eval_questions} & {q.doc_id for q in calib_questions}
+top = {q.question: hits[0] for q, hits in zip(eval_questions + calib_questions,
+                                              rag.search_many(store, [q.question for q in eval_questions + calib_questions], k=1))}
+found = np.mean([top[q.question].doc_id == q.doc_id for q in eval_questions])
+print(f"{len(eval_questions)} evaluated questions, {len(calib_questions)} calibration questions on other passages")
+print(f"the top retrieved passage is the question's own for {found:.1%} of the evaluated questions")
+
+dtype = torch.bfloat16 if machine().has_native_bf16 else torch.float32
+print(f"scoring in {str(dtype).removeprefix('torch.')}: this CPU {'has' if dtype == torch.bfloat16 else 'lacks'} native bf16 matrix units")
+print(f"(log-probabilities come from transformers whatever BACKEND is ({llm.info().name}): "
+      "chat-only backends such as gpt4all do not expose them)")
+scorer_model, scorer_tokenizer = load_hf_model(MODEL, dtype=dtype)
+yes_no = rag.YesNoScorer(scorer_model, scorer_tokenizer, name=f"{hf_model_dir(MODEL)}|{dtype}", cache_dir=settings().cache_dir / "rag" / "yes-no")
+
+# %%
+def prompts(qs, with_passage):
+    passage = lambda q: rag.truncate_tokens(docs[top[q.question].doc_id], scorer_tokenizer, PASSAGE_TOKENS)
+    return [rag.yes_no_prompt(q.question, passage(q) if with_passage else None) for q in qs]
+
+
 started = time.perf_counter()
-for q in sample_questions:
-    top = rag.retrieve(store, q.question, k=1)[0]
-    closed, closed_raw = rag.ask_yes_no(llm, q.question)
-    open_book, open_raw = rag.ask_yes_no(llm, q.question, [docs[top.doc_id]], max_chars=800)
-    rows.append({"question": q.question, "gold": q.answer, "retrieved right passage": top.doc_id == q.doc_id,
-                 "closed-book": closed, "with retrieval": open_book, "reply (with retrieval)": open_raw.strip()[:30]})
-answers = pd.DataFrame(rows)
-print(f"{2 * len(rows)} answers in {time.perf_counter() - started:.0f} s")
-answers.head(8)
-
-# %%
-def accuracy(column):
-    return float((answers[column] == answers["gold"]).mean())
-
-
-yes_share = float(answers["gold"].mean())
-majority = "yes" if yes_share >= 0.5 else "no"
-summary = {
-    f"always '{majority}' (majority baseline)": max(yes_share, 1 - yes_share),
-    "closed-book": accuracy("closed-book"),
-    "with retrieval": accuracy("with retrieval"),
-}
-for label, value in summary.items():
-    print(f"{label:25} {value:.2f}")
-print("answers given (closed-book / with retrieval):",
-      dict(answers["closed-book"].value_counts(dropna=False)), "/", dict(answers["with retrieval"].value_counts(dropna=False)))
-record("yes/no accuracy closed-book", summary["closed-book"], note=f"{len(rows)} BoolQ questions, {llm.info().model}", fmt=".2f")
-baseline = max(yes_share, 1 - yes_share)
-record("yes/no accuracy with retrieval", summary["with retrieval"], note=f"'always {majority}' baseline: {baseline:.2f}", fmt=".2f")
-assert answers["retrieved right passage"].mean() >= 0.8  # the retrieval half of the pipeline works
-
-# %%
-def compare(a, b, name_a, name_b):
-    if abs(a - b) < 1 / len(rows):
-        return f"{name_a} ({a:.2f}) equals {name_b} ({b:.2f})"
-    return f"{name_a} ({a:.2f}) is {'above' if a > b else 'below'} {name_b} ({b:.2f})"
-
-
-closed_acc, open_acc = summary["closed-book"], summary["with retrieval"]
-counts = answers["with retrieval"].value_counts(dropna=False)
-top_answer, top_count = counts.index[0], int(counts.iloc[0])
-top_name = {True: "yes", False: "no"}.get(top_answer, "no yes/no word")
-display(Markdown(
-    f"Retrieval found the right passage for {answers['retrieved right passage'].mean():.0%} of the {len(rows)} questions. "
-    f"With retrieval, {compare(open_acc, closed_acc, 'accuracy', 'closed-book accuracy')}, and "
-    f"{compare(open_acc, baseline, 'it', f'the always-{majority} baseline')}. "
-    f"The model answered \"{top_name}\" to {top_count} of {len(rows)} questions with the passage in front of it"
-    + (", whatever the passage said: it barely reads it." if top_count >= 0.75 * len(rows) else ".")
-    + f" On {len(rows)} questions one answer moves accuracy by {1 / len(rows):.2f}, so small differences here are noise."))
+scores = {(split, setting): yes_no.log_odds(prompts(qs, setting == "with retrieval"))
+          for split, qs in (("eval", eval_questions), ("calib", calib_questions)) for setting in ("closed-book", "with retrieval")}
+content_free = {setting: float(np.mean(yes_no.log_odds(rag.content_free_prompts(setting == "with retrieval"))))
+                for setting in ("closed-book", "with retrieval")}
+print(f"{yes_no.scored} prompts scored, the rest read from the cache: {time.perf_counter() - started:.1f} s")
+print("mean log-odds of yes on the evaluated questions:", {k[1]: round(float(v.mean()), 2) for k, v in scores.items() if k[0] == "eval"})
+print("content-free log-odds (the prompt's own lean):", {k: round(v, 2) for k, v in content_free.items()})
 
 # %% [markdown]
-# Be honest about what you see: RAG cannot make a model read better than it can; it only makes the right
-# text available. Whether a larger model (`COURSE_MODEL=...`) turns the retrieved passage into better answers is
-# something to measure with this same cell, not to assume.
+# Negative log-odds lean to "no". The content-free prompts show how much of that lean belongs to the prompt
+# rather than to the question. Now every variant on the same evaluated questions, with standard errors:
+
+# %%
+gold = np.array([q.answer for q in eval_questions])
+calib_gold = np.array([q.answer for q in calib_questions])
+majority = bool(calib_gold.mean() >= 0.5)  # the majority answer, taken from the calibration split
+thresholds = {}
+for setting in ("closed-book", "with retrieval"):
+    thresholds[(setting, "raw")] = 0.0
+    thresholds[(setting, "content-free")] = content_free[setting]
+    thresholds[(setting, "calibration split")] = rag.best_threshold(scores[("calib", setting)], calib_gold)
+correct = {f"always '{'yes' if majority else 'no'}' (majority)": gold == majority}
+said_yes = {next(iter(correct)): float(majority)}
+for (setting, method), threshold in thresholds.items():
+    predicted = scores[("eval", setting)] > threshold
+    correct[f"{setting}, {method}"] = predicted == gold
+    said_yes[f"{setting}, {method}"] = float(predicted.mean())
+n = len(gold)
+variants = pd.DataFrame([{"variant": name, "accuracy": ok.mean(), "± s.e.": binomial_stderr(float(ok.mean()), n),
+                          "answered yes": said_yes[name]} for name, ok in correct.items()]).set_index("variant")
+variants.round(3)
+
+# %%
+best_method = "calibration split"
+gain = rag.paired_difference(correct[f"with retrieval, {best_method}"], correct[f"closed-book, {best_method}"])
+gain_cf = rag.paired_difference(correct["with retrieval, content-free"], correct["closed-book, content-free"])
+lo, hi = gain.ci95
+closed_acc, open_acc = variants.loc[f"closed-book, {best_method}", "accuracy"], variants.loc[f"with retrieval, {best_method}", "accuracy"]
+baseline = float(correct[next(iter(correct))].mean())
+print(f"retrieval minus closed-book ({best_method}): {gain.mean:+.3f} ± {gain.stderr:.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]"
+      f" ({gain.a_only} questions right only with retrieval, {gain.b_only} only without)")
+print(f"retrieval minus closed-book (content-free): {gain_cf.mean:+.3f}, 95% CI [{gain_cf.ci95[0]:+.3f}, {gain_cf.ci95[1]:+.3f}]")
+record("yes/no accuracy closed-book", closed_acc, note=f"± {binomial_stderr(closed_acc, n):.3f}, {n} BoolQ questions, log-likelihood, threshold from a calibration split", fmt=".3f")
+record("yes/no accuracy with retrieval", open_acc, note=f"± {binomial_stderr(open_acc, n):.3f}; majority baseline {baseline:.3f}; top-1 retrieved = gold for {found:.0%}", fmt=".3f")
+_ = record("retrieval gain (paired)", gain.mean, note=f"95% CI [{lo:+.3f}, {hi:+.3f}] on {n} questions", fmt="+.3f")
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4))
+y = np.arange(len(variants))
+colors = ["grey"] + ["tab:blue"] * 3 + ["tab:orange"] * 3
+ax.barh(y, variants["accuracy"], xerr=1.96 * variants["± s.e."], color=colors, capsize=3)
+ax.axvline(baseline, color="grey", linestyle="--", linewidth=1)
+ax.set_yticks(y, variants.index, fontsize=8)
+ax.invert_yaxis()
+ax.set_xlim(0, 1)
+labelled(ax, f"Yes/no accuracy on {n} BoolQ questions (bars: 95% CI)", "accuracy (fraction of questions)", "variant")
+plt.show()
+
+# %%
+def lean(share):
+    return "yes to almost all" if share >= 0.9 else "no to almost all" if share <= 0.1 else f"yes to {share:.0%}"
+
+
+cf_moved = max(abs(said_yes[f"{s}, content-free"] - said_yes[f"{s}, raw"]) for s in ("closed-book", "with retrieval"))
+display(Markdown(
+    f"Why each step matters, read from the table. The **raw** answers follow the model's lean, not the question: it says "
+    f"{lean(said_yes['closed-book, raw'])} closed-book and {lean(said_yes['with retrieval, raw'])} with the passage. "
+    + ("The **content-free** threshold barely changes that here (the share answered yes moves by at most "
+       f"{cf_moved:.0%}): the N/A prompts lean {'to yes' if min(content_free.values()) > 0 else 'differently'} while real "
+       "questions lean to no, so the prompt's own bias is not this model's bias on real questions."
+       if cf_moved < 0.1 else f"The **content-free** threshold moves the share answered yes by up to {cf_moved:.0%}.")
+    + f" The **calibration-split** threshold answers {lean(said_yes['closed-book, calibration split'])} (closed-book) and "
+    f"{lean(said_yes['with retrieval, calibration split'])} (with retrieval)"
+    + (": the best rule it found on other questions is the majority answer, which is what a reader does that cannot tell "
+       "the questions apart." if min(said_yes["closed-book, calibration split"], said_yes["with retrieval, calibration split"]) >= 0.9 else ".")
+    + " None of them looks at an evaluated question's answer, and the comparison is **paired**: the same questions both ways."))
+
+# %%
+raw_gap = min(variants.loc[f"{s}, calibration split", "accuracy"] - variants.loc[f"{s}, raw", "accuracy"] for s in ("closed-book", "with retrieval"))
+if MODEL is None:  # facts about the bundled SmolLM2-135M-Instruct
+    assert found >= 0.85  # the retrieval half works: the right passage comes first
+    assert max(said_yes["closed-book, raw"], said_yes["with retrieval, raw"]) < 0.35  # raw answers lean to "no"
+    assert raw_gap > 0.15  # calibration lifts both settings well above the raw answers
+if gain.mean >= 0.10 and lo > 0:
+    verdict = f"**Retrieval helps**: it adds {gain.mean:.1%} (95% CI {lo:+.1%} to {hi:+.1%})."
+elif lo > 0:
+    verdict = f"Retrieval helps a little: {gain.mean:+.1%} (95% CI {lo:+.1%} to {hi:+.1%}), short of 10 points."
+else:
+    verdict = (f"Retrieval does **not** measurably help this model: {gain.mean:+.1%}, and the 95% CI ({lo:+.1%} to {hi:+.1%}) "
+               "includes zero.")
+display(Markdown(
+    f"The retriever put the question's own passage first for {found:.0%} of the {n} questions, so the right text was "
+    f"in the prompt. Raw, the model answered yes to {said_yes['closed-book, raw']:.0%} (closed-book) and "
+    f"{said_yes['with retrieval, raw']:.0%} (with the passage) of the questions. Calibrated on the calibration split, "
+    f"closed-book reaches {closed_acc:.1%} ± {binomial_stderr(closed_acc, n):.1%} and with retrieval "
+    f"{open_acc:.1%} ± {binomial_stderr(open_acc, n):.1%}, beside {baseline:.1%} for always answering "
+    f"'{'yes' if majority else 'no'}'. {verdict} "
+    f"The calibrated model {'beats' if open_acc - baseline > 2 * binomial_stderr(open_acc, n) else 'does not clearly beat'} "
+    "the majority baseline with the passage in front of it."))
+
+# %% [markdown]
+# Be honest about what you see. Calibration fixes a *bias* (the lean to one answer); it cannot give a 135M
+# model reading comprehension it lacks: BoolQ needs it to decide whether a paragraph entails a statement, with
+# negations and paraphrases. RAG only makes the right text available; whether a model turns it into better
+# answers is measured, as here, not assumed. Run this section with a bigger model (`COURSE_MODEL=...`, e.g.
+# SmolLM2-1.7B-Instruct downloaded once with internet) to see whether the same prompts gain from the passage.
 #
 # ## 7. The same pipeline with LangChain
 #
@@ -697,10 +795,9 @@ display(Markdown("\n".join([
     f"- Reopening the store took {reopen_s:.2f} s and embedded nothing.",
     f"- Citations: {supported} of {written} citations in section 4's two answers passed the support check; "
     f"{len(with_made_up)} of the {len(judged)} answers contained a detail found in no source.",
-    f"- Yes/no answers on {len(rows)} questions: closed-book {closed_acc:.2f}, with retrieval {open_acc:.2f}, "
-    f"always-{majority} baseline {baseline:.2f}. "
-    + ("Retrieval working did not make the model beat the baseline: measure the answers, not just the retrieval."
-       if open_acc <= baseline else "With retrieval the model beat the baseline on this sample."),
+    f"- Yes/no by log-likelihood on {n} BoolQ questions (threshold from a calibration split): closed-book {closed_acc:.3f}, "
+    f"with retrieval {open_acc:.3f}, always-'{'yes' if majority else 'no'}' {baseline:.3f}; retrieval gain {gain.mean:+.3f} "
+    f"(paired 95% CI {lo:+.3f} to {hi:+.3f}). Retrieval found the right passage for {found:.0%} of them.",
     f"- The injection filter withheld the attacker's chunk and flagged {len(false_alarms)} of {len(all_passages):,} real "
     f"passages; the defended answer {'was no real answer' if degenerate else 'used the real passage'}.",
 ])))

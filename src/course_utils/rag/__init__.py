@@ -15,7 +15,9 @@ and the measurements (metrics.py): :func:`evaluate_retrieval` (recall@k and MRR 
 level) for any retriever: dense (:class:`VectorStore`), keyword (:class:`BM25Retriever`) or both
 fused (:class:`HybridRetriever`). The BoolQ passages bundled with the course are the real test
 corpus (:func:`~course_utils.evaldata.boolq_corpus`): each question's relevant document is the
-passage it was written about. Injection detection, citations, sentences and source lists come from
+passage it was written about. Whether retrieval helps the model *answer* is measured by reading
+its yes/no probabilities, calibrated (yes_no.py: :class:`YesNoScorer`, :func:`best_threshold`,
+:func:`paired_difference`). Injection detection, citations, sentences and source lists come from
 :mod:`course_utils.text_safety`, shared with the guardrails and the app.
 
 Every name a lesson or lab uses is importable from here: ``from course_utils import rag`` then
@@ -45,9 +47,11 @@ from .answer import (
     GUARD_PROMPT,
     SYSTEM_PROMPT,
     Answer,
+    GroundedCheck,
     answer,
     ask_yes_no,
     build_messages,
+    check_grounded,
     describe_injection,
     parse_yes_no,
     yes_no_messages,
@@ -76,8 +80,20 @@ from .retrievers import (
     search_many,
 )
 from .store import COLLECTION_NAME, AddReport, CorruptStore, VectorStore, cached_store
+from .yes_no import (
+    CONTENT_FREE,
+    PairedDifference,
+    YesNoScorer,
+    best_threshold,
+    content_free_prompts,
+    paired_difference,
+    truncate_tokens,
+    yes_no_prompt,
+)
 
 __all__ = [
+    "CONTENT_FREE", "GroundedCheck", "PairedDifference", "YesNoScorer", "best_threshold", "check_grounded",
+    "content_free_prompts", "paired_difference", "truncate_tokens", "yes_no_prompt",
     "COLLECTION_NAME", "GUARD_PROMPT", "INJECTION_PATTERNS", "RESERVED_METADATA", "SYSTEM_PROMPT",
     "AddReport", "Answer", "BM25Retriever", "Chunk", "CorruptStore", "Hit", "HybridRetriever", "Question",
     "RetrievalScores", "Retriever", "VectorStore",

@@ -34,6 +34,7 @@ from ..text_safety import (
     format_sources,
     parse_citations,
     scan_injection,
+    unsupported_terms,
     verify_citations,
 )
 from .retrievers import Hit, Retriever, check_query, retrieve
@@ -69,6 +70,39 @@ def describe_injection(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class GroundedCheck(CitationCheck):
+    """A citation check that also looks at the details: the numbers and names of the sentence that
+    its cited source does not contain (``unsupported``). A citation with one of those does not count."""
+
+    unsupported: tuple[str, ...] = ()
+
+    def why(self) -> str:
+        if self.unsupported and not self.copied and self.similarity > 0.0:
+            terms = ", ".join(repr(t) for t in self.unsupported)
+            return f"source [{self.number}] does not contain {terms} of {self.sentence!r} (similarity {self.similarity:.2f})"
+        return super().why()
+
+
+def check_grounded(text: str, sources: Sequence[Hit | str], embedder: Embedder | None = None, question: str = "") -> list[GroundedCheck]:
+    """Every ``[n]`` in ``text`` checked against source n: similar enough to a sentence of it, not its
+    copied label (:func:`~course_utils.text_safety.verify_citations`), and no number or name in the
+    sentence that source n and the question lack (:func:`~course_utils.text_safety.unsupported_terms`).
+
+    >>> [c.supported for c in check_grounded("It opened in 1970 [1].", ["It opened in 1970."])]
+    [True]
+    >>> check = check_grounded("It opened in 1971 [1].", ["It opened in 1970."])[0]
+    >>> check.supported, check.unsupported
+    (False, ('1971',))
+    """
+    texts = [h.text if isinstance(h, Hit) else h for h in sources]
+    out = []
+    for c in verify_citations(text, texts, embedder):
+        missing = tuple(unsupported_terms(c.sentence, [texts[c.number - 1]], question)) if 1 <= c.number <= len(texts) else ()
+        out.append(GroundedCheck(c.number, c.sentence, c.similarity, c.copied, c.supported and not missing, missing))
+    return out
+
+
+@dataclass(frozen=True)
 class Answer:
     """A generated answer, the sources it was given, and the citations it made (or was given)."""
 
@@ -81,11 +115,12 @@ class Answer:
     messages: list[dict[str, str]]  # exactly what the model read
     attributed_text: str | None = None  # the reply with citations added afterwards (see attribute_sentences)
     attributed: list[int] = field(default_factory=list)
-    checks: list[CitationCheck] = field(default_factory=list)  # each citation checked against its source
+    checks: list[CitationCheck] = field(default_factory=list)  # each citation (written or added) checked against its source
 
     @property
     def supported(self) -> list[int]:
-        """The citations that count: the cited source exists, supports the sentence, and was not copied."""
+        """The citations that count: the cited source exists, supports the sentence and its details
+        (numbers, names), and was not copied. For citations added afterwards, those that hold."""
         return list(dict.fromkeys(c.number for c in self.checks if c.supported))
 
     @property
@@ -125,7 +160,8 @@ def answer(
       (:func:`~course_utils.text_safety.find_injection`), so they never reach the model;
     * ``attribute``: when the model cites nothing, add citations by similarity
       (:func:`~course_utils.text_safety.attribute_sentences`), kept apart in ``attributed_text``;
-    * ``verify``: check each citation against its source (``Answer.checks``, ``Answer.supported``).
+    * ``verify``: check each citation against its source, the ones added afterwards too
+      (:func:`check_grounded`: ``Answer.checks``, ``Answer.supported``).
 
     Works with any backend from ``get_backend()``; extra options (``seed``, ``stop``,
     ``repeat_penalty``, ...) go to ``backend.chat``.
@@ -137,10 +173,13 @@ def answer(
     reply = backend.chat(messages, max_tokens=max_tokens, temperature=temperature, **options)
     valid, invalid = parse_citations(reply.text, len(sources))
     embedder = _embedder_of(retriever)
-    checks = verify_citations(reply.text, [h.text[:max_chars] for h in sources], embedder) if verify and (valid or invalid) else []
+    shown = [h.text[:max_chars] for h in sources]  # what the model read
+    checks = check_grounded(reply.text, shown, embedder, question) if verify and (valid or invalid) else []
     attributed_text, attributed = None, []
     if attribute and not valid and sources:
         attributed_text, attributed = attribute_sentences(reply.text, sources, embedder)
+        if verify and attributed:
+            checks = check_grounded(attributed_text, shown, embedder, question)
     return Answer(question, reply.text, sources, valid, invalid, withheld, messages, attributed_text, attributed, checks)
 
 
