@@ -178,3 +178,13 @@ def test_pipeline_writes_questions_for_answers_the_code_picked(llamacpp):
     assert run.generations == len(run.attempts) - 1
     with pytest.raises(InvalidOption, match="tries"):
         generate_for_answers(llamacpp, passages, tries=0)
+
+
+def test_number_words_are_numbers():
+    from course_utils.synth import answer_kind, ranked_candidates
+
+    passage = "In mathematics, parity is the property of an integer: it falls in one of two categories, even or odd."
+    assert ranked_candidates(passage)[:2] == ["one", "two"] and answer_kind("two") == "number"
+    assert validate_record({"question": "How many categories of integer are there?", "answer": "two"}, passage) == []
+    assert validate_record({"question": "How many categories of integer are there?", "answer": "parity"}, passage) == \
+        ["question asks for a number, the answer has none"]

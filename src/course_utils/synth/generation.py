@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, InvalidOption
-from .validation import EXAMPLE_RECORD, QA_SCHEMA, normalize_text, validate_record
+from .validation import (
+    EXAMPLE_RECORD,
+    NUMBER_WORDS,
+    QA_SCHEMA,
+    STOP_WORDS,
+    normalize_text,
+    validate_record,
+)
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -97,14 +104,14 @@ def answer_candidates(passage: str, limit: int = 12) -> list[str]:
 
 
 def answer_kind(answer: str) -> str:
-    """``"year"`` (1000-2099), ``"number"`` (any other digits) or ``"name"``: what the question must ask for.
+    """``"year"`` (1000-2099), ``"number"`` (any other digits, or a number word) or ``"name"``: what the question must ask for.
 
-    >>> answer_kind("1867"), answer_kind("4.12"), answer_kind("Warsaw")
-    ('year', 'number', 'name')
+    >>> answer_kind("1867"), answer_kind("4.12"), answer_kind("two"), answer_kind("Warsaw")
+    ('year', 'number', 'number', 'name')
     """
     if re.fullmatch(r"1\d{3}|20\d{2}", answer):
         return "year"
-    return "number" if re.search(r"\d", answer) else "name"
+    return "number" if re.search(r"\d", answer) or answer.lower() in NUMBER_WORDS else "name"
 
 
 # the first words a question may start with, for each kind of answer (the grammar allows nothing else)
@@ -122,10 +129,26 @@ def ranked_candidates(passage: str) -> list[str]:
 
     >>> ranked_candidates("Marie Curie was born in Warsaw in 1867. Marie Curie won the Nobel Prize.")
     ['1867', 'Warsaw', 'Nobel Prize', 'Marie Curie']
+    >>> ranked_candidates("All biomass must be grown, dried and burned in two steps.")   # no names: words stand in
+    ['two', 'biomass', 'burned']
     """
     candidates = answer_candidates(passage)
+    if len(candidates) < 3:  # few names or numbers: number words, then the passage's longer words, are answers too
+        candidates += [w for w in word_candidates(passage) if w not in candidates][: 3 - len(candidates)]
     text = f" {normalize_text(passage)} "
     return sorted(candidates, key=lambda c: (text.count(f" {normalize_text(c)} ") > 1, answer_kind(c) == "name"))
+
+
+def word_candidates(passage: str) -> list[str]:
+    """Single words of ``passage`` that can be answers when it names nothing: number words ("two"), then
+    words of 6+ letters that are not stop words, each once, in the order they appear.
+
+    >>> word_candidates("An integer is even or odd: one of two categories, whatever its parity.")
+    ['one', 'two', 'integer', 'categories', 'whatever', 'parity']
+    """
+    words = list(dict.fromkeys(re.findall(r"[a-z]+", passage.lower())))
+    numbers = [w for w in words if w in NUMBER_WORDS]
+    return numbers + [w for w in words if len(w) >= 6 and w not in STOP_WORDS and w not in numbers]
 
 
 def question_schema(answer: str) -> dict[str, Any]:

@@ -43,6 +43,10 @@ STOP_WORDS = frozenset("""
     not now only other over own same she should some such than that the their them then there these they this those
     through too under until very was were what when where which while who whom whose why will with would you your
     """.split())  # noqa: SIM905 (a list literal of 90 words would be harder to read)
+NUMBER_WORDS = frozenset("""
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen
+    eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion dozen
+    """.split())  # noqa: SIM905
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "century", "decade", "spring", "summer", "autumn", "winter"]
 
 
@@ -74,7 +78,8 @@ def content_words(text: str) -> set[str]:
 
 def type_mismatch(question: str, answer: str) -> str | None:
     """Why ``answer`` cannot answer ``question`` by its kind (None when it may)."""
-    q, has_digit = normalize_text(question), bool(re.search(r"\d", answer))
+    q = normalize_text(question)
+    has_digit = bool(re.search(r"\d", answer)) or bool(set(normalize_text(answer).split()) & NUMBER_WORDS)
     if re.match(r"(how many|how much)\b", q) and not has_digit:
         return "question asks for a number, the answer has none"
     if re.match(r"(when|in (which|what) year|what year)\b", q) and not (has_digit or any(m in answer.lower() for m in _MONTHS)):
