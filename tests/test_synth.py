@@ -42,6 +42,7 @@ PASSAGE = "Marie Curie was born in Warsaw in 1867. She won the Nobel Prize in Ph
     ({"question": "In which year did Marie Curie live in Warsaw?", "answer": "Nobel Prize"}, "question asks for a date, the answer is none"),
     ({"question": "Who was born in Warsaw in the year?", "answer": "1867"}, "question asks for a person, the answer is a number"),
     ({"question": "When did Marie Curie win the prize?", "answer": "1903"}, None),
+    ({"question": "What is the name of the year Marie Curie was born?", "answer": "1867"}, "question asks for a name, the answer is a number"),
     ("not a dict", "not a JSON object (str)"),
 ])
 def test_validate_record(record, problem):

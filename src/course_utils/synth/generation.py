@@ -117,7 +117,7 @@ def answer_kind(answer: str) -> str:
 # the first words a question may start with, for each kind of answer (the grammar allows nothing else)
 QUESTION_STARTS = {
     "year": ("In which year", "In what year", "When"),
-    "number": ("How many", "How much", "What number", "What"),
+    "number": ("How many", "How much", "How long", "How old", "What number", "What percentage"),
     "name": ("Who", "What", "Which", "Where", "In which", "In what"),
 }
 

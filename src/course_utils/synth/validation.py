@@ -11,7 +11,7 @@ returns the problems it finds (an empty list: the record is usable):
 4. the question is about the passage: it shares a content word (3+ letters, not a stop word; crudely
    stemmed, so "meet" matches "meets") with it;
 5. the question asks for the kind of thing the answer is: "How many"/"How much" need a number,
-   "When"/"In which year" a date or a year, "Who" is not answered by a bare number.
+   "When"/"In which year" a date or a year; "Who" and "What is the name" are not answered by a bare number.
 
 >>> validate_record({"question": "How many moons does Mars have?", "answer": "Phobos"}, "Mars has two moons, Phobos and Deimos.")
 ['question asks for a number, the answer has none']
@@ -86,6 +86,8 @@ def type_mismatch(question: str, answer: str) -> str | None:
         return "question asks for a date, the answer is none"
     if re.match(r"who\b", q) and re.fullmatch(r"[\d\s,.]+", answer):
         return "question asks for a person, the answer is a number"
+    if re.match(r"what (is|was|are|were) the names?\b", q) and re.fullmatch(r"[\d\s,.]+", answer):
+        return "question asks for a name, the answer is a number"
     return None
 
 
