@@ -162,7 +162,7 @@ def test_clean_reports_duplicates_and_interval():
 def test_pipeline_writes_questions_for_answers_the_code_picked(llamacpp):
     from course_utils.synth import generate_for_answers, question_schema, ranked_candidates
 
-    passages = [short_passage(p) for p in boolq_passages(6)[3:6]] + ["no names or numbers here."]
+    passages = [short_passage(p) for p in boolq_passages(6)[3:6]] + ["it is so, as we all see."]
     run = generate_for_answers(llamacpp, passages, tries=2)
     assert len(run.delivered) == len(passages) and len(run.first_attempts) == len(passages)
     assert run.delivered[-1]["error"] == "no candidate answers in the passage" and run.delivered[-1]["raw"] == ""
