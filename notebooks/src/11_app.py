@@ -594,7 +594,7 @@ display(Markdown(
     f"Answers longer than six words: {base_long} for the base model, {tuned_long} after training. "
     "Most of what the adapter learned is the *form* of the answer: a short span copied from the passage instead of a "
     "sentence around it, which is exactly what the synthetic records show it, and what SQuAD's references are. "
-    f"It did not learn to read better: {wrong} of its {len(heldout)} answers share no word with any reference (WRONG in the table)."))
+    f"Reading is another matter: {wrong} of its {len(heldout)} answers share no word with any reference (WRONG in the table)."))
 
 # %% [markdown]
 # What to notice: the gain is measured on questions the pipeline never wrote, about passages it never saw, so it is
