@@ -37,6 +37,12 @@ PASSAGE = "Marie Curie was born in Warsaw in 1867. She won the Nobel Prize in Ph
     ({"question": "Where was Marie Curie born?"}, "schema: 'answer' is a required property"),
     ({"question": "Where was Marie Curie born?", "answer": ["Warsaw"]}, "schema: ['Warsaw'] is not of type 'string'"),
     ({"error": "invalid JSON (Unterminated string)"}, "invalid JSON (Unterminated string)"),
+    ({"question": "What did the committee decide yesterday?", "answer": "Warsaw"}, "question shares no content word with the passage"),
+    ({"question": "How many times was Marie Curie born?", "answer": "Warsaw"}, "question asks for a number, the answer has none"),
+    ({"question": "In which year did Marie Curie live in Warsaw?", "answer": "Nobel Prize"}, "question asks for a date, the answer is none"),
+    ({"question": "Who was born in Warsaw in the year?", "answer": "1867"}, "question asks for a person, the answer is a number"),
+    ({"question": "When did Marie Curie win the prize?", "answer": "1903"}, None),
+    ({"question": "What is the name of the year Marie Curie was born?", "answer": "1867"}, "question asks for a name, the answer is a number"),
     ("not a dict", "not a JSON object (str)"),
 ])
 def test_validate_record(record, problem):
@@ -113,3 +119,73 @@ def test_spans_strategy_puts_the_answer_in_the_passage(llamacpp):
     assert empty["error"] == "no candidate answers in the passage"
     with pytest.raises(InvalidOption, match="strategy"):
         generate_qa(llamacpp, passages, strategy="magic")
+
+
+def test_question_schema_accepts_only_questions_that_fit_the_answer():
+    import re
+
+    from course_utils.synth import answer_kind, question_schema
+
+    year = question_schema("1867")
+    validator = jsonschema.Draft202012Validator(year)
+    assert validator.is_valid({"question": "In which year was Marie Curie born?"})
+    assert not validator.is_valid({"question": "Who was born in Warsaw?"})  # a year is not a person
+    assert not validator.is_valid({"question": "In which year was she born"})  # no "?"
+    assert not validator.is_valid({"question": 'In which year was "she" born?'})  # no quote to escape in JSON
+    assert not validator.is_valid({"question": "When? Really, when was it?"})  # one "?" only, at the end
+    name = question_schema("Warsaw")["properties"]["question"]["pattern"]
+    assert re.match(name, "Where was Marie Curie born?") and not re.match(name, "How many cities are there?")
+    assert [answer_kind(a) for a in ("2024", "312", "3.5", "Nobel Prize")] == ["year", "number", "number", "name"]
+
+
+def test_ranked_candidates_look_only_at_the_passage():
+    from course_utils.synth import answer_candidates, ranked_candidates
+
+    passage = "Warsaw is the capital of Poland. Warsaw had 1,860,281 people in 2021, and the Vistula runs through it."
+    ranked = ranked_candidates(passage)
+    assert sorted(ranked) == sorted(answer_candidates(passage))  # the same spans, reordered
+    assert ranked[-1] == "Warsaw"  # the passage's topic, named twice, comes last
+    assert ranked[:2] == ["1,860,281", "2021"]  # numbers first
+
+
+def test_clean_reports_duplicates_and_interval():
+    from course_utils.synth import clean
+
+    records = [{"question": "Where was Marie Curie born?", "answer": "Warsaw", "passage": PASSAGE}] * 3 + \
+              [{"question": "When did Marie Curie win the prize?", "answer": "1903", "passage": PASSAGE}]
+    report = clean(records)
+    assert (len(report.valid), report.duplicates, report.total) == (2, 2, 4)
+    low, high = report.interval()
+    assert low < report.pass_rate == 0.5 < high
+
+
+def test_pipeline_writes_questions_for_answers_the_code_picked(llamacpp):
+    from course_utils.synth import generate_for_answers, question_schema, ranked_candidates
+
+    passages = [short_passage(p) for p in boolq_passages(6)[3:6]] + ["it is so, as we all see."]
+    run = generate_for_answers(llamacpp, passages, tries=2)
+    assert len(run.delivered) == len(passages) and len(run.first_attempts) == len(passages)
+    assert run.delivered[-1]["error"] == "no candidate answers in the passage" and run.delivered[-1]["raw"] == ""
+    for i, passage in enumerate(passages[:-1]):
+        tried = [r for r in run.attempts if r["passage_index"] == i]
+        assert [r["attempt"] for r in tried] == list(range(1, len(tried) + 1)) and len(tried) <= 2
+        assert [r["answer"] for r in tried] == ranked_candidates(passage)[:len(tried)]  # in the ranked order
+        for r in tried:
+            assert "error" not in r, r  # the grammar made every reply parse
+            jsonschema.validate({"question": r["question"]}, question_schema(r["answer"]))
+        passed = [not validate_record(r) for r in tried]
+        assert True not in passed[:-1]  # it stops at the first record that passes
+        assert run.delivered[i] == tried[-1]
+    assert run.generations == len(run.attempts) - 1
+    with pytest.raises(InvalidOption, match="tries"):
+        generate_for_answers(llamacpp, passages, tries=0)
+
+
+def test_number_words_are_numbers():
+    from course_utils.synth import answer_kind, ranked_candidates
+
+    passage = "In mathematics, parity is the property of an integer: it falls in one of two categories, even or odd."
+    assert ranked_candidates(passage)[:2] == ["one", "two"] and answer_kind("two") == "number"
+    assert validate_record({"question": "How many categories of integer are there?", "answer": "two"}, passage) == []
+    assert validate_record({"question": "How many categories of integer are there?", "answer": "parity"}, passage) == \
+        ["question asks for a number, the answer has none"]

@@ -11,11 +11,13 @@
 # - how to add "chat with your documents" (lesson 07's RAG) with numbered sources;
 # - how to add voice input with a bundled Whisper model, and how to measure it with the word error rate;
 # - how to serve the app with Gradio on `127.0.0.1` only, query it through its API, and stop it cleanly;
-# - how to let the model write a labelled data set under a JSON schema, and why you must still validate it.
+# - how to let the model write a labelled data set under a JSON schema, why you must still validate it, how to make
+#   most of what it writes pass (the code picks the answer, a grammar shapes the question, failures are retried),
+#   and how to check that training on it helps, on questions people wrote.
 #
 # **Prerequisites:** lessons 00 (TTFT/TPOT), 03 (generation options), 07 (RAG); 08 (LoRA) for the last step.
 #
-# **Run time:** 50 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 13 min 30 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # To use the app yourself: `course app` in a terminal, then open http://127.0.0.1:7860/.
 
@@ -31,8 +33,10 @@ BACKEND = "auto"
 MODEL = None  # None = the bundled SmolLM2-135M-Instruct
 SEED = 0
 MAX_TOKENS = 48  # tokens per chat reply
-N_PASSAGES = 6  # passages the model writes synthetic questions about (once per strategy)
-FULL = False  # True: 40 passages for a steadier pass rate (about 3 minutes more)
+N_PASSAGES = 4  # passages for the first, unconstrained try at synthetic data (section 6)
+N_SYNTH = 32  # passages the synthetic-data pipeline writes a record for (>= 30: a pass rate that means something)
+N_HELDOUT = 40  # SQuAD questions, written by people, that measure the adapter trained on the synthetic records
+FULL = False  # True: 120 passages and all 61 short SQuAD items (several minutes more)
 
 # %%
 from course_utils import get_backend, record, setup_notebook
@@ -356,8 +360,9 @@ print([m["role"] for m in qa_messages("A passage.")])
 from course_utils.evaldata import boolq_passages
 from course_utils.synth import generate_qa, short_passage
 
-n_passages = 40 if FULL else N_PASSAGES
-passages = [short_passage(p) for p in boolq_passages(n_passages)]
+if FULL:
+    N_SYNTH, N_HELDOUT = 120, 61
+passages = [short_passage(p) for p in boolq_passages(N_PASSAGES)]
 started = time.perf_counter()
 free_records = generate_qa(generator, passages, max_tokens=96)
 print(f"{len(free_records)} records in {time.perf_counter() - started:.1f} s")
@@ -371,24 +376,24 @@ print(f"{len(free_records) - n_cut} of {len(free_records)} replies parse and hav
 
 # %% [markdown]
 # The grammar guarantees the *format* of every complete reply. It does not guarantee the
-# *content*. So we clean the data: drop duplicate questions, then check each record: the schema (types and
-# lengths), the answer occurs in the passage, the question ends with "?", it does not contain the answer, it is
-# not copied from the passage or the example.
+# *content*. So we clean the data: drop duplicate questions, then check each record (`synth.validate_record`):
+# the schema (types and lengths); the answer occurs in the passage (grounded); the question ends with "?", does not
+# contain the answer, is not copied from the passage or the example; it shares a content word with the passage (it is
+# about it); and it asks for the kind of thing the answer is ("How many" needs a number, "When" a date).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 import jsonschema
 import pandas as pd
 
-from course_utils.synth import deduplicate, validate_all
+from course_utils import synth
 
 
 def clean(records):
     for r in records:
-        if "error" not in r:  # the grammar makes every complete reply parse and match the schema
+        if "error" not in r and "answer" in r:  # the grammar makes every complete reply parse and match the schema
             jsonschema.validate({"question": r["question"], "answer": r["answer"]}, QA_SCHEMA)
-    unique, duplicates = deduplicate(records)
-    return validate_all(unique, duplicates=duplicates)
+    return synth.clean(records)  # drop duplicate questions, then validate_record on each
 
 
 def show(report):
@@ -411,48 +416,88 @@ display(Markdown(
 # What to notice: well-formed JSON is not usable data. An "answer" that is not in the passage is paraphrased,
 # invented, or a whole sentence; a question that contains its answer gives it away.
 #
-# ### Constrain what you can in code
+# ### Constrain what you can in code, filter the rest, retry
 #
-# We can move one check *into* the grammar: list the passage's names and numbers (`answer_candidates`) and
-# make the schema's answer an `enum` of them, asked for *before* the question. The model can then only pick a
-# real span, and writes the question for the answer it picked:
+# Each failure above points at a lever, and the course's pipeline (`synth.generate_for_answers`) pulls three:
+#
+# 1. **The code picks the answer.** `answer_candidates` lists the passage's names and numbers; the pipeline takes one
+#    as the answer, so "the answer is in the passage" is true by construction (the same as a schema whose answer is an
+#    `enum` of spans, with one span in it). `ranked_candidates` orders them: a span that occurs once before one that
+#    recurs (a recurring name is what the passage is *about*, and any question about it must name it), numbers first.
+# 2. **The model writes only the question, for that answer**, under a schema whose `pattern` fixes the first words to
+#    the kind of answer (`question_schema`): a year gets "In which year" or "When", a number "How many"... The
+#    grammar makes the question a question; the model supplies its content.
+# 3. **Generate, then filter, with retries.** Every record goes through the same `validate_record` (nothing is
+#    relaxed); one that fails, or repeats a question already kept, is written again for the passage's next
+#    candidate, at most `tries` times. We keep every attempt, so we can report the rate without retries too.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from course_utils.synth import answer_candidates, spans_schema
+from course_utils.synth import answer_candidates, question_schema, ranked_candidates
 
-example = "Marie Curie was born in Warsaw in 1867. She won the Nobel Prize in Physics in 1903."
+example = "Marie Curie was born in Warsaw in 1867. Marie Curie won the Nobel Prize in Physics in 1903."
 print(answer_candidates(example))
-print(spans_schema(example)["properties"]["answer"])
+print(ranked_candidates(example))
+print(question_schema("1867")["properties"]["question"]["pattern"])
+print(synth.question_messages(example, "Warsaw")[-1]["content"])
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+from course_utils.evaldata import boolq_passages
+
+synth_passages = [short_passage(p) for p in boolq_passages(N_SYNTH)]
 started = time.perf_counter()
-span_records = generate_qa(generator, passages, max_tokens=96, strategy="spans")
-print(f"{len(span_records)} records in {time.perf_counter() - started:.1f} s")
-span_report = clean(span_records)
-print(span_report.summary())
-show(span_report).head(6)
+run = synth.generate_for_answers(generator, synth_passages, tries=3)
+synth_seconds = time.perf_counter() - started
+first_report, final_report = clean(run.first_attempts), clean(run.delivered)
+print(f"{len(synth_passages)} passages, {run.generations} generations in {synth_seconds:.1f} s "
+      f"({synth_seconds / max(run.generations, 1):.2f} s each)")
+print("first attempt only:", first_report.summary(), sep="\n")
+print("after up to 3 tries:", final_report.summary(), sep="\n")
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-assert free_report.total == span_report.total == len(passages)
-assert all(r["answer"] in answer_candidates(r["passage"]) for r in span_records if "error" not in r)
-print(pd.DataFrame({"free": [free_report.pass_rate], "answer from passage spans": [span_report.pass_rate]}, index=["pass rate"]).round(2))
+from course_utils.evaluation.intervals import wilson_interval
+
+attempt_yield = sum(not synth.validate_record(r) for r in run.attempts) / len(run.attempts)
+rates = pd.DataFrame(
+    [{"records": r.total, "usable": len(r.valid), "pass rate": r.pass_rate, "95% CI low": r.interval()[0], "95% CI high": r.interval()[1]}
+     for r in (free_report, first_report, final_report)],
+    index=["free (model writes both)", "answer from code, 1st try", "answer from code, up to 3 tries"])
+print(rates.round(2))
 _ = record("synthetic QA pass rate, free", round(free_report.pass_rate, 2), note=f"{free_report.total} records from {info.model}", fmt=".2f")
-_ = record("synthetic QA pass rate, answer spans", round(span_report.pass_rate, 2), note=f"{span_report.total} records from {info.model}", fmt=".2f")
-assert "answer not in passage" not in span_report.reasons  # gone by construction
+_ = record("synthetic QA pass rate, first try", round(first_report.pass_rate, 2),
+           note=f"{first_report.total} records, 95% CI {first_report.interval()[0]:.2f}-{first_report.interval()[1]:.2f}", fmt=".2f")
+_ = record("synthetic QA pass rate, delivered", round(final_report.pass_rate, 2),
+           note=f"{final_report.total} records after up to 3 tries, 95% CI {final_report.interval()[0]:.2f}-{final_report.interval()[1]:.2f}", fmt=".2f")
+assert final_report.total == len(synth_passages) >= 30 and final_report.duplicates == 0
+assert "answer not in passage" not in final_report.reasons  # true by construction
+if generator.name != "llamacpp":  # the rates below were measured with llama.cpp's Q4_1 copy of the model
+    print(f"pass-rate targets not checked: measured on llama.cpp, and this run wrote with {generator.name}")
+elif bundled_model_check(MODEL, "at least 80% of the pipeline's records pass validation"):
+    assert final_report.pass_rate >= 0.80, final_report.summary()
+    assert final_report.pass_rate >= first_report.pass_rate + 0.05  # the retries add at least 2 records in 32
+low, high = final_report.interval()
 display(Markdown(
-    f"Answers from passage spans: {span_report.pass_rate:.0%} of {span_report.total} records pass, against "
-    f"{free_report.pass_rate:.0%} for free answers: "
-    + ("more pass." if span_report.pass_rate > free_report.pass_rate else
-       "no more than before on these few passages: the other checks (a question that contains its answer) now reject them."
-       if span_report.pass_rate == free_report.pass_rate else "fewer pass on these few passages; try `FULL=True`.")))
+    f"The pipeline delivers **{final_report.pass_rate:.0%}** usable records ({len(final_report.valid)} of {final_report.total}; "
+    f"95% CI {low:.0%} to {high:.0%}), against {free_report.pass_rate:.0%} when the model writes both fields. Without retries it "
+    f"would be {first_report.pass_rate:.0%}; the retries cost {run.generations - len(synth_passages) + sum('raw' in r and r['raw'] == '' for r in run.delivered)} "
+    f"extra generations, and {attempt_yield:.0%} of all {len(run.attempts)} attempts passed. "
+    + (f"What still fails: {', '.join(f'*{k}* ({n})' for k, n in final_report.reasons.most_common())}." if final_report.reasons else "")))
 
 # %% [markdown]
-# What to notice: "answer not in passage" is gone by construction (asserted). But passing the checks is not the
-# same as being right: read the table. A record marked "ok" can still pair a question with an answer that does not
-# answer it, and no rule here can see that.
+# What to notice: the grammar and the code removed two failures completely (an answer that is not in the passage, a
+# reply that is not a question); the checks still reject a question that contains its answer or asks for the
+# wrong kind of thing, and the retries give such a passage another answer to write about. The confidence interval
+# is wide because a few dozen passages are few: it says how far the rate on many more passages could be.
+#
+# Passing the checks is not the same as being right. Read the records: a record marked usable can still pair a
+# question with an answer that does not answer it, and no rule here can see that.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+show(final_report).head(10)
+
+# %% [markdown]
 # Rules catch what rules can express; the rest needs a spot check by a person, a stronger model as a judge,
 # or a bigger generator (set `COURSE_MODEL`). This is why synthetic data pipelines generate more than they
 # need, filter, and track the pass rate.
@@ -468,34 +513,96 @@ display(Markdown(
 from course_utils.lora import load_examples
 from course_utils.synth import to_lora_examples, write_jsonl
 
-examples = to_lora_examples(span_report.valid)
-out_dir = Path("../build/synthetic") if Path("../build").is_dir() else Path.home() / ".cache" / "local-llm-lab" / "synthetic"
-path = write_jsonl(span_report.valid, out_dir / "qa.jsonl")
-print(path.read_text()[:400] if examples else "(no valid records this time: raise N_PASSAGES)")
-reloaded = load_examples("train", path=path) if len(examples) >= 2 else []
+examples = to_lora_examples(final_report.valid)
+out_dir = Path("../build/synthetic") if Path("../build").is_dir() else cfg.cache_dir / "synthetic"
+path = write_jsonl(final_report.valid, out_dir / "qa.jsonl")
+print(path.read_text()[:400])
+reloaded = load_examples("train", path=path)
 print(f"{len(examples)} examples written; lesson 08's loader reads {len(reloaded)} for training")
 
 # %% [markdown]
-# With a few hundred such examples, lesson 08's recipe applies as it is (not run here):
+# ### Does training on them help? Close the loop
 #
-# ```python
-# lora.inject_lora(model, r=8, alpha=16)                       # freeze the base, add adapters
-# lora.train(model, lora.batches(tokenizer, examples, batch_size=8), steps=100)
-# lora.response_loss(model, tokenizer, held_out)               # does it help? measure on held-out records
-# ```
+# Now the real test of a synthetic data set: train on it, and measure on data it has never seen. We train a LoRA
+# adapter on the records, lesson 08's way (`lora.inject_lora` on the four attention projections, `lora.train`; a few
+# steps, short sequences), and measure on **SQuAD** (Rajpurkar et al. 2016, 1,000 validation questions bundled):
+# other Wikipedia paragraphs, and questions written by people, not by our pipeline. The score is SQuAD's own:
+# token F1 (partial credit for overlapping words) and exact match, after lower-casing and dropping punctuation and
+# articles. The base model gets the same instruction ("Answer from the passage with a few words copied from it").
 #
-# Whether it teaches SmolLM2 this task is for the held-out loss to show, as it did for lesson 08's dates.
+# Training costs more than the rest of this section, so `synth.cached_adapter` caches the adapter under a hash of
+# the base model, every training example and the settings (written atomically, like lesson 07's index): a rerun with
+# the same records reloads it in a fraction of a second; other records train a new one.
 
 # %%
-import inspect
+import torch
 
-from course_utils import lora
+from course_utils.assets import load_hf_model
+from course_utils.evaluation.tasks import squad
 
-for fn, first in [(lora.inject_lora, ["model"]), (lora.train, ["model", "batches", "steps"]),
-                  (lora.batches, ["tokenizer", "examples", "batch_size"]), (lora.response_loss, ["model", "tokenizer", "examples"])]:
-    names = list(inspect.signature(fn).parameters)
-    assert names[: len(first)] == first, (fn.__name__, names)  # the code above matches the real API
-    print(f"lora.{fn.__name__}{inspect.signature(fn)}")
+torch.set_num_threads(cfg.n_threads)
+base, tokenizer = load_hf_model(MODEL)
+tuned = synth.cached_adapter(base, tokenizer, examples, synth.AdapterSettings(seed=SEED))
+print(f"adapter {'reloaded from' if tuned.cached else 'trained and saved to'} {tuned.folder.name} in {tuned.seconds:.1f} s"
+      + (f"; training loss {tuned.losses[0]:.2f} -> {tuned.losses[-1]:.2f} in {len(tuned.losses)} steps" if tuned.losses else ""))
+heldout = squad(limit=N_HELDOUT, max_passage_chars=400)
+started = time.perf_counter()
+base_scores = synth.answer_reading(base, tokenizer, heldout)
+tuned_scores = synth.answer_reading(tuned.model, tokenizer, heldout)
+print(f"{len(heldout)} SQuAD questions answered twice in {time.perf_counter() - started:.1f} s")
+
+# %%
+from course_utils.evaluation.intervals import mean_interval, paired_difference
+
+gain = paired_difference(base_scores.f1, tuned_scores.f1)
+em_gain = paired_difference(base_scores.exact, tuned_scores.exact)
+print(pd.DataFrame({"token F1": [base_scores.mean_f1, tuned_scores.mean_f1], "± SE": [mean_interval(base_scores.f1).stderr, mean_interval(tuned_scores.f1).stderr],
+                    "exact match": [base_scores.mean_exact, tuned_scores.mean_exact]}, index=["base model", "LoRA on synthetic data"]).round(3))
+print(f"gain in exact match (same questions): {em_gain}")
+print(f"gain in token F1 (same questions):    {gain}")
+_ = record("SQuAD exact match, base model", round(base_scores.mean_exact, 3), note=f"{len(heldout)} held-out questions written by people", fmt=".3f")
+_ = record("SQuAD exact match, LoRA on synthetic data", round(tuned_scores.mean_exact, 3),
+           note=f"gain {em_gain.mean:+.3f} ± {em_gain.stderr:.3f} (paired SE), 95% CI {em_gain.low:+.3f} to {em_gain.high:+.3f}", fmt=".3f")
+_ = record("SQuAD token F1, LoRA on synthetic data", round(tuned_scores.mean_f1, 3),
+           note=f"base {base_scores.mean_f1:.3f}; gain {gain.mean:+.3f}, 95% CI {gain.low:+.3f} to {gain.high:+.3f}", fmt=".3f")
+if bundled_model_check(MODEL, "the adapter trained on synthetic data raises SQuAD exact match"):
+    assert em_gain.mean >= 0.05, em_gain  # at least 2 more of 40 answers exactly right
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def verdict(f1):
+    return "right" if f1 == 1 else "WRONG" if f1 == 0 else f"partly ({f1:.2f})"
+
+
+pd.DataFrame([{"question": it.question, "reference": it.answers[0], "base model": a, "base": verdict(f), "LoRA": b, "LoRA verdict": verdict(g)}
+              for it, a, f, b, g in zip(heldout, base_scores.answers, base_scores.f1, tuned_scores.answers, tuned_scores.f1)]).head(8)
+
+# %%
+base_long = sum(len(a.split()) > 6 for a in base_scores.answers)
+tuned_long = sum(len(a.split()) > 6 for a in tuned_scores.answers)
+wrong = sum(f == 0 for f in tuned_scores.f1)
+def sure(est):
+    return ("the whole 95% interval is above zero" if est.low > 0 else
+            "the 95% interval includes zero, so this gain could be chance" if est.high > 0 else "it is lower")
+
+
+display(Markdown(
+    f"On {len(heldout)} questions written by people, exact match went from {base_scores.mean_exact:.0%} to "
+    f"{tuned_scores.mean_exact:.0%} (gain {em_gain.mean:+.2f}, 95% CI {em_gain.low:+.2f} to {em_gain.high:+.2f}, paired over the "
+    f"same questions: {sure(em_gain)}), and token F1 from {base_scores.mean_f1:.2f} to {tuned_scores.mean_f1:.2f} "
+    f"(gain {gain.mean:+.2f}, 95% CI {gain.low:+.2f} to {gain.high:+.2f}: {sure(gain)}). "
+    f"Answers longer than six words: {base_long} for the base model, {tuned_long} after training. "
+    "Most of what the adapter learned is the *form* of the answer: a short span copied from the passage instead of a "
+    "sentence around it, which is exactly what the synthetic records show it, and what SQuAD's references are. "
+    f"Reading is another matter: {wrong} of its {len(heldout)} answers share no word with any reference (WRONG in the table)."))
+
+# %% [markdown]
+# What to notice: the gain is measured on questions the pipeline never wrote, about passages it never saw, so it is
+# not the model grading its own homework, and the two models answer the same questions, so the comparison is paired.
+# The base model often has the right words somewhere in its sentence (partial F1) but is never exactly right; the
+# adapter answers in the form SQuAD wants, right or wrong. The gain is small and, with 40 questions, uncertain: a few
+# dozen synthetic records from a 135M model teach a format, not reading. A bigger generator would write better
+# questions (set `COURSE_MODEL`); more records and steps (`FULL = True`) give the adapter more to learn from.
 
 # %% [markdown]
 # ## Summary
@@ -513,8 +620,10 @@ for fn, first in [(lora.inject_lora, ["model"]), (lora.train, ["model", "batches
 # - `launch_app` serves on 127.0.0.1 only, with analytics off and no share link; `close()` (or `with`) frees
 #   the port. `gradio_client` drives the same API as the browser.
 # - Synthetic data: a JSON schema guarantees format, not truth. Deduplicate, validate, measure the pass
-#   rate; move checks into the grammar where you can (answers from passage spans); then convert the
-#   survivors to the LoRA lesson's format.
+#   rate with its confidence interval; move what you can into code and grammar (the answer is a span the code picks,
+#   the question's first words fit the answer), retry what fails, and report the rate with and without retries.
+# - Close the loop: a LoRA adapter trained on the survivors (cached by a hash of its data) is measured on held-out
+#   questions people wrote (SQuAD token F1, paired with the base model). Here it mostly learns the answer's form.
 #
 # ## Exercises
 #
@@ -522,7 +631,7 @@ for fn, first in [(lora.inject_lora, ["model"]), (lora.train, ["model", "batches
 # synthetic records, and a streaming chat handler. Then try:
 # 1. Run `course app`, open http://127.0.0.1:7860/ and record a question with your microphone. What is the WER
 #    of your own voice? Of a noisy room?
-# 2. Change `synth.SYSTEM_PROMPT` or the worked example and rerun section 6. Can you raise the pass rate?
-#    Which rejection reason goes down?
+# 2. Change `synth.QUESTION_PROMPT`, the worked example or `tries` and rerun section 6. Which rejection reason goes
+#    down, and what does each extra try cost in generations? Does the SQuAD gain change with the data?
 # 3. Ask the app a question with `temperature=1.0` five times. Do TTFT and TPOT change? Which part of the work
 #    does sampling touch?

