@@ -65,6 +65,7 @@ from IPython.display import Markdown, display
 
 from course_utils import denoisers, diffusion, digits
 from course_utils.denoisers import NULL_LABEL, TrainConfig, cached_denoiser
+from course_utils.evaluation import binomial_stderr
 from course_utils.plots import labelled
 
 torch.set_num_threads(cfg.n_threads)
@@ -290,7 +291,7 @@ for trained_steps, model in ((DEMO_STEPS, demo), (TRAIN_STEPS, mlp)):
     images = diffusion.sample(model, labels, schedule, null_label=NULL_LABEL, w=1.0, steps=20, method="ddim", seed=SEED)
     acc_trained[trained_steps] = judge.accuracy(images, labels)
     print(f"trained {trained_steps:>5,} steps: judge accuracy {acc_trained[trained_steps]:.1%} "
-          f"± {digits.standard_error(acc_trained[trained_steps], len(labels)):.1%}")
+          f"± {binomial_stderr(acc_trained[trained_steps], len(labels)):.1%}")
 record("accuracy after the short demonstration run", acc_trained[DEMO_STEPS], note=f"{DEMO_STEPS} steps, DDIM 20, w = 1", fmt=".1%")
 assert acc_trained[TRAIN_STEPS] > acc_trained[DEMO_STEPS] + 0.1  # ten times the training: clearly better digits
 display(Markdown(
@@ -333,7 +334,7 @@ for w in GUIDANCE:
     seconds = time.perf_counter() - start
     acc = judge.accuracy(images, labels)
     by_w[w] = images
-    rows.append({"w": w, "accuracy": acc, "std err": digits.standard_error(acc, len(labels)),
+    rows.append({"w": w, "accuracy": acc, "std err": binomial_stderr(acc, len(labels)),
                  "spread": spread(images, labels), "seconds": seconds})
 guidance_table = pd.DataFrame(rows)
 real_spread = spread(split.test_images, split.test_labels)
@@ -415,7 +416,7 @@ for method, n, asked in runs:
     acc = judge.accuracy(images, asked)
     rows.append({"sampler": method.upper(), "steps": n, "digits": len(asked), "network calls": 2 * n, "seconds": seconds,
                  "ms per digit": 1000 * seconds / len(asked), "accuracy": acc,
-                 "std err": digits.standard_error(acc, len(asked)), "spread": spread(images, asked)})
+                 "std err": binomial_stderr(acc, len(asked)), "spread": spread(images, asked)})
 steps_table = pd.DataFrame(rows)
 steps_table.round(3)
 
@@ -571,7 +572,7 @@ for name, model, conf in (("our MLP (DigitDenoiser)", mlp, config), ("diffusers 
     acc = judge.accuracy(images, labels)
     rows.append({"network": name, "parameters": model.parameters, "images seen in training": conf.steps * conf.batch_size,
                  "training seconds": model.seconds, "sampling seconds": seconds, "accuracy": acc,
-                 "std err": digits.standard_error(acc, len(labels)), "spread": spread(images, labels)})
+                 "std err": binomial_stderr(acc, len(labels)), "spread": spread(images, labels)})
     if model is unet:
         unet_images = images
 networks = pd.DataFrame(rows).set_index("network")

@@ -99,15 +99,6 @@ def _flat(images: torch.Tensor | np.ndarray) -> np.ndarray:
     return array.reshape(len(array), -1).astype(np.float64)
 
 
-def standard_error(p: float, n: int) -> float:
-    """Standard error of an accuracy ``p`` measured on ``n`` independent items.
-
-    >>> round(standard_error(0.9, 100), 3)
-    0.03
-    """
-    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
-
-
 def nearest_train_distance(images: torch.Tensor, train_images: torch.Tensor) -> torch.Tensor:
     """Euclidean distance from each image to its closest training image (small = a near copy)."""
     return torch.cdist(images.reshape(len(images), -1), train_images.reshape(len(train_images), -1)).min(dim=1).values

@@ -5,6 +5,8 @@ the names below::
 
     models.py           text -> ids, log-softmax, a llama.cpp model that keeps every position's logits
     perplexity.py       perplexity over windows of a token stream, transformers and llama.cpp    (05)
+    intervals.py        confidence intervals: Wilson for a rate, a mean's, a paired difference's  (07, 10, 11)
+    extractive.py       SQuAD exact match and token F1                                          (11)
     divergence.py       KL divergence and top-token agreement of two models' next-token
                         distributions (how llama.cpp judges a quantized file)                    (05)
     multiple_choice.py  MCItem, acc / acc_norm as lm-evaluation-harness computes them, standard
@@ -32,7 +34,9 @@ from .divergence import (
     next_token_logprobs,
     next_token_logprobs_llamacpp,
 )
+from .extractive import normalize_answer, squad_exact, squad_f1
 from .generation import GenResult, extract_code, extract_number, run_gsm8k, run_humaneval
+from .intervals import Z95, Estimate, mean_interval, paired_difference, wilson_interval
 from .models import gather_logprobs, llama_with_logits, numpy_logprobs, tokenize_fn
 from .multiple_choice import (
     ItemScore,
@@ -72,6 +76,7 @@ from .tasks import (
 )
 
 __all__ = [
+    "Z95", "Estimate", "mean_interval", "paired_difference", "wilson_interval", "normalize_answer", "squad_exact", "squad_f1",
     "Divergence", "divergence", "log_softmax", "next_token_logprobs", "next_token_logprobs_llamacpp",
     "GEN_TASKS", "MC_TASKS", "MMLU_SUBJECTS", "ChoiceGroup", "GenItem", "GenResult", "HFScorer", "ItemScore",
     "LlamaCppScorer", "MCItem", "MCResult", "PerplexityResult", "Task", "Window", "acc_norm_prediction",

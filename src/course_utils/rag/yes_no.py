@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, InvalidOption
+from ..evaluation import intervals
+from ..evaluation.intervals import Z95
 from ..paths import atomic_write_text
 
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. (2021) average several content-free inputs
@@ -153,18 +154,20 @@ class PairedDifference:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        return self.mean - 1.96 * self.stderr, self.mean + 1.96 * self.stderr
+        return self.mean - Z95 * self.stderr, self.mean + Z95 * self.stderr
 
 
 def paired_difference(a_correct: Sequence[bool | int], b_correct: Sequence[bool | int]) -> PairedDifference:
     """A paired comparison: the per-question differences of two settings, their mean and its standard error.
 
     Pairing removes the spread between easy and hard questions that two independent accuracies
-    would carry, so the interval is narrower than comparing two separate standard errors.
+    would carry, so the interval is narrower than comparing two separate standard errors
+    (:func:`course_utils.evaluation.paired_difference` does the arithmetic; this adds the counts).
     """
     a, b = np.asarray(a_correct, dtype=float), np.asarray(b_correct, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise DataError(f"need two equally long lists of right/wrong (at least 2), got {a.size} and {b.size}",
                         fix="score both settings on the same questions")
+    gain = intervals.paired_difference(before=b.tolist(), after=a.tolist())
     d = a - b
-    return PairedDifference(float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), len(d), int((d > 0).sum()), int((d < 0).sum()))
+    return PairedDifference(gain.mean, gain.stderr, gain.n, int((d > 0).sum()), int((d < 0).sum()))
