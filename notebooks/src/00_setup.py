@@ -11,7 +11,7 @@
 #
 # **Prerequisites:** Python basics. Nothing about LLMs yet.
 #
-# **Run time:** 23 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 26 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # Everything here runs offline. The model is **SmolLM2-135M-Instruct** (Hugging Face, Apache-2.0): a real
 # instruction-tuned chat model with 135 million parameters, small enough to chat on a laptop's CPU. The

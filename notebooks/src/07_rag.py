@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lesson 06 (embeddings, cosine similarity). Lesson 03 (chat messages) helps.
 #
-# **Run time:** 7 min 40 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 1 min 14 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The first run embeds the passages and caches the index; later runs reopen it. `FULL = True` indexes every
 # bundled passage (several minutes the first time).

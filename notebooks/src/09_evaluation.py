@@ -16,7 +16,7 @@
 #
 # **Prerequisites:** lessons 02 (logits), 04 (backends, TTFT/TPOT) and 05 (perplexity).
 #
-# **Run time:** 1 min 37 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 1 min 29 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -19,7 +19,7 @@
 # **Prerequisites:** a PyTorch training loop (lesson 08), what a transformer and attention are (lesson 02). No image
 # background needed.
 #
-# **Run time:** 41 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 34 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # The lesson trains a short demonstration run itself and samples from two denoisers that ship trained with the course
 # (`data/diffusion/`, made by `data/make_diffusion_denoisers.py`). `FULL = True` trains 3× (U-Net: 5×) longer
