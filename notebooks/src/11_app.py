@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lessons 00 (TTFT/TPOT), 03 (generation options), 07 (RAG); 08 (LoRA) for the last step.
 #
-# **Run time:** 2 min 17 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 26 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # To use the app yourself: `course app` in a terminal, then open http://127.0.0.1:7860/.
 
@@ -34,8 +34,8 @@ MODEL = None  # None = the bundled SmolLM2-135M-Instruct
 SEED = 0
 MAX_TOKENS = 48  # tokens per chat reply
 N_PASSAGES = 4  # passages for the first, unconstrained try at synthetic data (section 6)
-N_SYNTH = 32  # passages the synthetic-data pipeline writes a record for (>= 30: a pass rate that means something)
-N_HELDOUT = 40  # SQuAD questions, written by people, that measure the adapter trained on the synthetic records
+N_SYNTH = 30  # passages the synthetic-data pipeline writes a record for (>= 30: a pass rate that means something)
+N_HELDOUT = 30  # SQuAD questions, written by people, that measure the adapter trained on the synthetic records
 FULL = False  # True: 120 passages and all 61 short SQuAD items (several minutes more)
 
 # %%
@@ -566,7 +566,7 @@ _ = record("SQuAD exact match, LoRA on synthetic data", round(tuned_scores.mean_
 _ = record("SQuAD token F1, LoRA on synthetic data", round(tuned_scores.mean_f1, 3),
            note=f"base {base_scores.mean_f1:.3f}; gain {gain.mean:+.3f}, 95% CI {gain.low:+.3f} to {gain.high:+.3f}", fmt=".3f")
 if bundled_model_check(MODEL, "the adapter trained on synthetic data raises SQuAD exact match"):
-    assert em_gain.mean >= 0.05, em_gain  # at least 2 more of 40 answers exactly right
+    assert em_gain.mean >= 0.05, em_gain  # at least 5 points more answers exactly right
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -599,9 +599,10 @@ display(Markdown(
 # %% [markdown]
 # What to notice: the gain is measured on questions the pipeline never wrote, about passages it never saw, so it is
 # not the model grading its own homework, and the two models answer the same questions, so the comparison is paired.
-# The base model often has the right words somewhere in its sentence (partial F1) but is never exactly right; the
-# adapter answers in the form SQuAD wants, right or wrong. The gain is small and, with 40 questions, uncertain: a few
-# dozen synthetic records from a 135M model teach a format, not reading. A bigger generator would write better
+# Compare the two rows of the table: where the base model's token F1 is well above its exact match, it had right words
+# somewhere in a long sentence; the adapter answers in the short form SQuAD wants, right or wrong. The gain is small
+# and, with the few dozen questions printed above, uncertain (read its interval): a few dozen synthetic records from a
+# 135M model teach a format, not reading. A bigger generator would write better
 # questions (set `COURSE_MODEL`); more records and steps (`FULL = True`) give the adapter more to learn from.
 
 # %% [markdown]
