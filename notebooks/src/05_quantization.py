@@ -19,7 +19,7 @@
 #
 # **Prerequisites:** lesson 02 (the model as PyTorch modules, logits). Perplexity is introduced here.
 #
-# **Run time:** 1 min 52 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 4 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -24,7 +24,9 @@ course_utils.errors.InvalidOption: unknown quantization type 'Q3_X'. Fix: use on
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import os
 from collections import Counter
 from pathlib import Path
@@ -57,7 +59,9 @@ def quantize_gguf(source: str | os.PathLike, target: str | os.PathLike, kind: st
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}")
 
     def write(tmp: Path) -> None:
-        with quiet_stderr(fds=(1, 2)):  # llama.cpp lists every tensor it converts, on both
+        # llama.cpp lists every tensor it converts: on the C streams, and through llama-cpp-python's log
+        # callback on Python's sys.stderr
+        with quiet_stderr(fds=(1, 2)), contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             raise DataError(f"llama.cpp could not quantize {source} to {kind} (status {status})",
