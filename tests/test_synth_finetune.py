@@ -12,7 +12,7 @@ from course_utils.evaluation.extractive import normalize_answer, squad_exact, sq
 from course_utils.evaluation.intervals import mean_interval, paired_difference, wilson_interval
 from course_utils.evaluation.tasks import squad
 from course_utils.lora import Example, lora_layers
-from course_utils.synth import AdapterSettings, answer_reading, cached_adapter, lora_prompt
+from course_utils.synth import adapter_recipe, answer_reading, cached_adapter, lora_prompt
 
 
 def test_squad_items_are_answerable_from_their_passage():
@@ -66,7 +66,7 @@ def _examples():
 def test_cached_adapter_trains_once_then_reloads(hf_model, tmp_path):
     base, tokenizer = hf_model
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    settings = AdapterSettings(steps=2, batch_size=2, r=2, alpha=4.0)
+    settings = adapter_recipe(steps=2, batch_size=2, r=2, alpha=4.0)
     first = cached_adapter(base, tokenizer, _examples(), settings, cache_dir=tmp_path)
     assert not first.cached and len(first.losses) == 2 and first.folder.parent == tmp_path
     assert all(torch.equal(v, base.state_dict()[k]) for k, v in before.items())  # the base is untouched

@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lessons 00 (TTFT/TPOT), 03 (generation options), 07 (RAG); 08 (LoRA) for the last step.
 #
-# **Run time:** 2 min 26 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 32 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
 #
 # To use the app yourself: `course app` in a terminal, then open http://127.0.0.1:7860/.
 
@@ -542,7 +542,7 @@ from course_utils.evaluation.tasks import squad
 
 torch.set_num_threads(cfg.n_threads)
 base, tokenizer = load_hf_model(MODEL)
-tuned = synth.cached_adapter(base, tokenizer, examples, synth.AdapterSettings(seed=SEED))
+tuned = synth.cached_adapter(base, tokenizer, examples, synth.adapter_recipe(seed=SEED))
 print(f"adapter {'reloaded from' if tuned.cached else 'trained and saved to'} {tuned.folder.name} in {tuned.seconds:.1f} s"
       + (f"; training loss {tuned.losses[0]:.2f} -> {tuned.losses[-1]:.2f} in {len(tuned.losses)} steps" if tuned.losses else ""))
 heldout = squad(limit=N_HELDOUT, max_passage_chars=400)

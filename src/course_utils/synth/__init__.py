@@ -23,12 +23,11 @@ Taught in: lesson 11 (section 6) and lab 11 (the validator).
 from __future__ import annotations
 
 from .finetune import (
-    ADAPTER_TARGETS,
     INSTRUCTION,
     AdapterRun,
-    AdapterSettings,
     ReadingScores,
     adapter_key,
+    adapter_recipe,
     answer_reading,
     cached_adapter,
     lora_prompt,
@@ -69,9 +68,9 @@ from .validation import (
 )
 
 __all__ = [
-    "ADAPTER_TARGETS", "EXAMPLE_PASSAGE", "EXAMPLE_RECORD", "INSTRUCTION", "QA_SCHEMA", "QUESTION_PROMPT", "QUESTION_STARTS",
-    "SPANS_PROMPT", "STOP_WORDS", "STRATEGIES", "SYSTEM_PROMPT", "AdapterRun", "AdapterSettings", "PipelineResult",
-    "ReadingScores", "ValidationReport", "adapter_key", "answer_candidates", "answer_kind", "answer_reading",
+    "EXAMPLE_PASSAGE", "EXAMPLE_RECORD", "INSTRUCTION", "QA_SCHEMA", "QUESTION_PROMPT", "QUESTION_STARTS",
+    "SPANS_PROMPT", "STOP_WORDS", "STRATEGIES", "SYSTEM_PROMPT", "AdapterRun", "PipelineResult",
+    "ReadingScores", "ValidationReport", "adapter_key", "adapter_recipe", "answer_candidates", "answer_kind", "answer_reading",
     "cached_adapter", "clean", "content_words", "deduplicate", "generate_for_answers", "generate_qa", "lora_prompt",
     "normalize_text", "qa_messages", "question_messages", "question_schema", "ranked_candidates", "short_passage",
     "spans_schema", "to_lora_examples", "type_mismatch", "validate_all", "validate_record", "write_jsonl",

@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,9 @@ from ..paths import atomic_file
 if TYPE_CHECKING:
     from ..evaluation.tasks import ReadingItem
     from ..lora import Example
+    from ..specialists import Recipe
 
 INSTRUCTION = "Answer from the passage with a few words copied from it."
-ADAPTER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")  # lesson 08's choice: all four attention projections
 
 
 def lora_prompt(record: Mapping[str, Any]) -> str:
@@ -71,21 +71,18 @@ def write_jsonl(records: Sequence[Mapping[str, Any]], path: str | os.PathLike, t
     return path
 
 
-@dataclass(frozen=True)
-class AdapterSettings:
-    """How the adapter is trained (lesson 08's recipe, sized for a lesson's budget)."""
+def adapter_recipe(**changes: Any) -> Recipe:
+    """Lesson 08's LoRA recipe (:class:`course_utils.specialists.Recipe`) sized for lesson 11: 8 steps of 4."""
+    from ..specialists import Recipe
 
-    steps: int = 8
-    batch_size: int = 4
-    lr: float = 3e-3
-    r: int = 8
-    alpha: float = 16.0
-    seed: int = 0
+    return Recipe(**{"steps": 8, "batch_size": 4, **changes})
 
 
-def adapter_key(model: Any, examples: Sequence[Example], settings: AdapterSettings) -> str:
-    """A hash of the base model, every training example and the settings: the adapter's cache name."""
-    digest = hashlib.sha256(f"{model.config.name_or_path}|{sum(p.numel() for p in model.parameters())}|{settings}".encode())
+def adapter_key(model: Any, examples: Sequence[Example], recipe: Recipe) -> str:
+    """A hash of the base model, every training example and the recipe: the adapter's cache name."""
+    from ..specialists import base_id_of
+
+    digest = hashlib.sha256(json.dumps({"base": base_id_of(model), "recipe": asdict(recipe)}, sort_keys=True).encode())
     for ex in examples:
         digest.update(f"\x00{ex.prompt}\x01{ex.response}".encode())
     return digest.hexdigest()[:16]
@@ -102,7 +99,7 @@ class AdapterRun:
     seconds: float
 
 
-def cached_adapter(base: Any, tokenizer: Any, examples: Sequence[Example], settings: AdapterSettings = AdapterSettings(),
+def cached_adapter(base: Any, tokenizer: Any, examples: Sequence[Example], settings: Recipe | None = None,
                    cache_dir: str | os.PathLike | None = None) -> AdapterRun:
     """A copy of ``base`` with a LoRA adapter trained on ``examples``: loaded from the cache when these
     exact examples and settings trained one before, else trained now and saved (atomically).
@@ -115,6 +112,7 @@ def cached_adapter(base: Any, tokenizer: Any, examples: Sequence[Example], setti
     from .. import lora
     from ..config import settings as course_settings
 
+    settings = settings or adapter_recipe()
     if len(examples) < settings.batch_size:
         raise DataError(f"{len(examples)} examples cannot fill a batch of {settings.batch_size}",
                         fix="generate more records (more passages) or use a smaller batch_size")
@@ -129,7 +127,7 @@ def cached_adapter(base: Any, tokenizer: Any, examples: Sequence[Example], setti
             raise DataError(f"the cached adapter is damaged: {err.problem}", fix=f"delete {folder} and run again (it is retrained)") from None
         return AdapterRun(model, folder, True, [], time.perf_counter() - started)
     torch.manual_seed(settings.seed)
-    lora.inject_lora(model, targets=ADAPTER_TARGETS, r=settings.r, alpha=settings.alpha)
+    lora.inject_lora(model, targets=settings.targets, r=settings.r, alpha=settings.alpha)
     result = lora.train(model, lora.batches(tokenizer, examples, settings.batch_size, seed=settings.seed),
                         steps=settings.steps, lr=settings.lr)
     lora.save_adapter(model, folder, base_model=str(base.config.name_or_path))
