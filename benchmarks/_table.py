@@ -12,3 +12,15 @@ def table(rows: list[dict], title: str) -> None:
     print("  ".join("-" * width[c] for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(width[c]) for c in cols))
+
+
+def with_machine(main):  # noqa: ANN001, ANN201 (any benchmark's main)
+    """Run ``main()`` between two lines that say what machine the figures come from: cores, load, CPU and
+    the instruction sets that decide its speed (``course_utils.machine``), at the start and at the end."""
+    from course_utils.machine import describe
+
+    print(f"machine at the start: {describe()}", flush=True)
+    try:
+        return main()
+    finally:
+        print(f"\nmachine at the end: {describe()}")

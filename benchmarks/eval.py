@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import sys
 import time
 
@@ -31,23 +30,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(__file__))
 from _table import table  # noqa: E402
-
-
-def machine() -> str:
-    """Cores, load, CPU model and the flags that decide fp32/bf16 speed, on one line."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", platform.machine()):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return f"{os.cpu_count()} cores, load {load}, {model}; flags: " + " ".join(f"{f}{'+' if f in flags else '-'}" for f in wanted)
 
 
 def forward_throughput(model, rows, repeats: int = 3) -> float:
@@ -84,7 +66,6 @@ def main() -> int:
 
     threads = settings().n_threads
     torch.set_num_threads(threads)
-    print(f"machine at start: {machine()}")
     print(f"torch {torch.__version__}, {threads} threads")
     model, tokenizer = load_hf_model()
     items = ev.load_task("arc_easy", limit=args.limit).items
@@ -153,9 +134,10 @@ def main() -> int:
     if naive is not None:
         print(f"shared context vs naive (items/s): {first.items_per_s / naive.items_per_s:.1f}x")
     print(f"rerun identical: {rerun_identical}")
-    print(f"machine at end: {machine()}")
     return 0 if acc_diff == norm_diff == 0 and rerun_identical else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _table import with_machine
+
+    raise SystemExit(with_machine(main))

@@ -132,4 +132,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _table import with_machine
+
+    raise SystemExit(with_machine(main))

@@ -148,4 +148,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from _table import with_machine
+
+    raise SystemExit(with_machine(main))

@@ -22,7 +22,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "course_utils"
 ORDER = ("core", "backends", "tools", "apps", "face")
 LAYERS = {
-    "core": {"config", "errors", "paths", "timing", "machine", "plots", "assets", "datafiles", "evaldata", "notebook",
+    "core": {"config", "errors", "paths", "timing", "machine", "plots", "assets", "datafiles", "evaldata", "python_docs", "notebook",
              "sampling"},  # sampling: plain functions on logits, used by the transformers backend's own loop
     "backends": {"backends", "server"},
     "tools": {"tokenizer", "transformer", "prompting", "quant", "embeddings", "bm25", "rag", "lora", "export", "evaluate",

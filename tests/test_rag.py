@@ -255,6 +255,32 @@ def test_metrics_on_hand_made_rankings():
     assert rag.doc_ranking(hits) == ["A", "B", "C"]
 
 
+def test_weighted_fusion_gives_the_lighter_list_less_say():
+    dense, sparse = ["a", "b"], ["b", "a"]  # with equal weights a tie, which the id breaks
+    assert [i for i, _ in rag.reciprocal_rank_fusion([dense, sparse], k=1, weights=[1.0, 0.5])] == ["a", "b"]
+    assert [i for i, _ in rag.reciprocal_rank_fusion([dense, sparse], k=1, weights=[0.5, 1.0])] == ["b", "a"]
+    assert rag.reciprocal_rank_fusion([dense], weights=[0.0])[0][1] == 0.0
+    for bad in ([1.0], [1.0, -1.0], [1.0, "x"]):
+        with pytest.raises(InvalidOption, match="one weight"):
+            rag.reciprocal_rank_fusion([dense, sparse], weights=bad)
+
+
+class _Fixed:
+    """A retriever that returns the same ranking for every query."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def search(self, query: str, k: int = 5) -> list:
+        return [rag.Hit(i, f"text of {i}", i.upper(), 1.0 / n, n) for n, i in enumerate(self.ids[:k], start=1)]
+
+
+def test_hybrid_sparse_weight_decides_who_wins_a_disagreement():
+    dense, sparse = _Fixed(["a", "b"]), _Fixed(["b", "a"])
+    assert [h.id for h in rag.HybridRetriever(dense, sparse, rrf_k=1, sparse_weight=0.5).search("q", 2)] == ["a", "b"]
+    assert [h.id for h in rag.HybridRetriever(dense, sparse, rrf_k=1, sparse_weight=2.0).search("q", 2)] == ["b", "a"]
+
+
 def test_reciprocal_rank_fusion():
     fused = dict(rag.reciprocal_rank_fusion([["a", "b"], ["b", "c"]], k=60))
     assert fused["b"] == pytest.approx(1 / 62 + 1 / 61) and fused["a"] == pytest.approx(1 / 61)

@@ -142,29 +142,48 @@ def specialist(task: str, base: Any, tokenizer: Any, recipe: Recipe | None = Non
     shipped = adapter_dir(task, recipe, base_id, shipped_dir())
     if not retrain and not folder.exists() and shipped.is_dir():
         folder = shipped
-    model = copy.deepcopy(base)
-    result = None
-    if retrain or not folder.exists():
-        result = train(model, tokenizer, task, recipe, log_every)
-        lora.save_adapter(model, folder, base_model=base_id)  # atomic: complete or absent
+    model, result = adapted_copy(base, tokenizer, examples(task, "train"), recipe, folder, base_id=base_id,
+                                 retrain=retrain, log_every=log_every)
+    if result is not None:
         save_training_log(result, recipe, folder / TRAINING_LOG)
-    else:
-        try:
-            lora.load_adapter(model, folder)
-        except DataError as err:  # a damaged file is reported, not silently replaced
-            raise DataError(f"the {task} adapter in {folder} is unreadable ({err.problem})",
-                            fix=f"delete {folder}, or call specialist(..., retrain=True)") from None
     lora.merge_lora(model)
     return Specialist(task, model.eval(), folder, trained_now=result is not None, train_result=result)
 
 
+def adapted_copy(base: Any, tokenizer: Any, train_examples: Sequence[lora.Example], recipe: Recipe, folder: Path, *,
+                 base_id: str, retrain: bool = False, log_every: int = 0) -> tuple[Any, lora.TrainResult | None]:
+    """A copy of ``base`` with the LoRA adapter of ``folder`` (not merged), and the training result.
+
+    The adapter is loaded when ``folder`` holds one (the result is then None); otherwise, or with
+    ``retrain=True``, it is trained on ``train_examples`` with ``recipe`` and saved there atomically
+    (complete or absent). A damaged adapter is reported, never overwritten. Used by :func:`specialist`
+    (lesson 12) and by lesson 11's adapter on synthetic data (``synth.cached_adapter``).
+    """
+    model = copy.deepcopy(base)
+    if retrain or not folder.exists():
+        result = train_on(model, tokenizer, train_examples, recipe, log_every)
+        lora.save_adapter(model, folder, base_model=base_id)
+        return model, result
+    try:
+        lora.load_adapter(model, folder)
+    except DataError as err:
+        raise DataError(f"damaged or unreadable adapter: {err.problem}", fix=f"delete {folder} and run again (it is retrained)") from None
+    return model, None
+
+
 def train(model: Any, tokenizer: Any, task: str, recipe: Recipe, log_every: int = 0) -> lora.TrainResult:
-    """Inject LoRA adapters into ``model`` (in place) and train them on ``task`` with ``recipe``."""
+    """Inject LoRA adapters into ``model`` (in place) and train them on ``task``'s train split with ``recipe``."""
+    return train_on(model, tokenizer, examples(task, "train"), recipe, log_every)
+
+
+def train_on(model: Any, tokenizer: Any, train_examples: Sequence[lora.Example], recipe: Recipe,
+             log_every: int = 0) -> lora.TrainResult:
+    """Inject LoRA adapters into ``model`` (in place) and train them on ``train_examples`` with ``recipe``."""
     import torch
 
     torch.manual_seed(recipe.seed)
     lora.inject_lora(model, targets=recipe.targets, r=recipe.r, alpha=recipe.alpha)
-    data = lora.batches(tokenizer, examples(task, "train"), recipe.batch_size, seed=recipe.seed)
+    data = lora.batches(tokenizer, train_examples, recipe.batch_size, seed=recipe.seed)
     return lora.train(model, data, steps=recipe.steps, lr=recipe.lr, log_every=log_every)
 
 

@@ -74,30 +74,44 @@ class BM25Retriever:
         return [self.search(q, k) for q in check_queries(queries)]
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = 60) -> list[tuple[str, float]]:
-    """Merge ranked lists of ids: each list gives an id 1 / (k + rank). Best first.
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], k: int = 60, weights: Sequence[float] | None = None,
+) -> list[tuple[str, float]]:
+    """Merge ranked lists of ids: list ``i`` gives an id ``weights[i] / (k + rank)``. Best first.
 
-    It needs no score calibration (BM25 scores and cosines are not comparable), only ranks.
+    It needs no score calibration (BM25 scores and cosines are not comparable), only ranks. A smaller
+    ``k`` trusts the top of each list more; a weight below 1 trusts a list less (Cormack et al. 2009 use
+    k = 60 and equal weights).
 
     >>> reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=1)[:2]
     [('b', 0.8333333333333333), ('c', 0.5833333333333333)]
+    >>> reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=1, weights=[1.0, 0.5])[0][0]
+    'a'
     """
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings) or any(not isinstance(w, int | float) or w < 0 for w in weights):
+        raise InvalidOption(f"need one weight >= 0 per ranking, got {weights!r} for {len(rankings)} rankings",
+                            fix="pass e.g. weights=[1.0, 0.5]")
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 class HybridRetriever:
-    """Dense + keyword retrieval fused with reciprocal rank fusion over the top ``depth`` of each."""
+    """Dense + keyword retrieval fused with reciprocal rank fusion over the top ``depth`` of each.
 
-    def __init__(self, dense: Retriever, sparse: Retriever, depth: int = 30, rrf_k: int = 60) -> None:
+    ``sparse_weight`` scales the keyword list's votes (1.0: equal say); ``rrf_k`` is the fusion's k.
+    """
+
+    def __init__(self, dense: Retriever, sparse: Retriever, depth: int = 30, rrf_k: int = 60, sparse_weight: float = 1.0) -> None:
         self.dense, self.sparse, self.depth, self.rrf_k = dense, sparse, check_k(depth, "depth"), rrf_k
+        self.weights = (1.0, sparse_weight)
 
     def _fuse(self, dense: list[Hit], sparse: list[Hit], k: int) -> list[Hit]:
         by_id = {h.id: h for h in [*sparse, *dense]}  # dense hits win: same chunk, same text
-        fused = reciprocal_rank_fusion([[h.id for h in dense], [h.id for h in sparse]], self.rrf_k)[:k]
+        fused = reciprocal_rank_fusion([[h.id for h in dense], [h.id for h in sparse]], self.rrf_k, self.weights)[:k]
         return [Hit(i, by_id[i].text, by_id[i].doc_id, s, r, by_id[i].metadata) for r, (i, s) in enumerate(fused, start=1)]
 
     def search(self, query: str, k: int = 5) -> list[Hit]:

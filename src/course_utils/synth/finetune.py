@@ -14,7 +14,6 @@ Taught in: lesson 11 (section 6, "Feeding the LoRA lesson").
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -107,10 +106,8 @@ def cached_adapter(base: Any, tokenizer: Any, examples: Sequence[Example], setti
     ``base`` is not changed. A damaged cached adapter raises :class:`~course_utils.errors.DataError`
     (with the folder to delete) instead of being overwritten.
     """
-    import torch
-
-    from .. import lora
     from ..config import settings as course_settings
+    from ..specialists import adapted_copy, base_id_of
 
     settings = settings or adapter_recipe()
     if len(examples) < settings.batch_size:
@@ -118,21 +115,10 @@ def cached_adapter(base: Any, tokenizer: Any, examples: Sequence[Example], setti
                         fix="generate more records (more passages) or use a smaller batch_size")
     root = Path(cache_dir) if cache_dir is not None else course_settings().cache_dir / "synth-lora"
     folder = root / adapter_key(base, examples, settings)
-    model = copy.deepcopy(base)
     started = time.perf_counter()
-    if folder.is_dir():
-        try:
-            lora.load_adapter(model, folder)
-        except DataError as err:
-            raise DataError(f"the cached adapter is damaged: {err.problem}", fix=f"delete {folder} and run again (it is retrained)") from None
-        return AdapterRun(model, folder, True, [], time.perf_counter() - started)
-    torch.manual_seed(settings.seed)
-    lora.inject_lora(model, targets=settings.targets, r=settings.r, alpha=settings.alpha)
-    result = lora.train(model, lora.batches(tokenizer, examples, settings.batch_size, seed=settings.seed),
-                        steps=settings.steps, lr=settings.lr)
-    lora.save_adapter(model, folder, base_model=str(base.config.name_or_path))
-    model.eval()
-    return AdapterRun(model, folder, False, result.losses, time.perf_counter() - started)
+    model, result = adapted_copy(base, tokenizer, examples, settings, folder, base_id=base_id_of(base))
+    losses = [] if result is None else result.losses
+    return AdapterRun(model.eval(), folder, result is None, losses, time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
