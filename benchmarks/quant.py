@@ -16,6 +16,14 @@ PyTorch, one window per call for llama.cpp); "generate tok/s" is greedy decoding
 after a short prompt (transformers ``generate``; llama.cpp ``Llama.generate``). The simulated models
 are not timed for generation: they de-quantize every weight on every call, which measures nothing
 useful. The machine's load is printed first: on a shared machine every time is inflated.
+
+Second table, the GGUF workflow a learner runs on a model of their own: the fp32 model exported to f16 twice,
+by the course's writer (``export.export_gguf``) and by llama.cpp's ``convert_hf_to_gguf.py``
+(``course_utils.gguf_convert``), then quantized by llama.cpp itself (``quant.quantize_gguf``: Q8_0 and the
+k-quant mixes Q6_K, Q5_K_M, Q4_K_M). Beside perplexity, as llama.cpp's maintainers measure it: the KL
+divergence of each file's next-token distributions from the fp32 model's (mean and 99th percentile) and how
+often the top token is the same, on the first ``--kl-tokens`` tokens. No importance matrix: ``llama-imatrix``
+is a C++ tool that llama-cpp-python neither builds nor binds.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=512, help="tokens per window")
     parser.add_argument("--gen", type=int, default=64, help="tokens generated per generation timing")
     parser.add_argument("--threads", type=int, default=None, help="threads for PyTorch and llama.cpp (default: one per core)")
+    parser.add_argument("--kl-tokens", type=int, default=2048, help="tokens whose next-token distributions are compared")
     args = parser.parse_args()
 
     import torch
@@ -142,9 +151,66 @@ def main() -> int:
     print(f"  int8:               {100 * int8:+.2f} %  {'met' if int8 <= 0.01 else 'MISSED'}")
     print(f"  int4-g32 min-max:   {100 * g32_grid:+.2f} %  {'met' if g32_grid <= 0.10 else 'MISSED'} (re-creates the GGUF's own Q4_1 grid: lossless by construction)")
     print(f"  int4-g32 zero-point:{100 * g32:+.2f} %  {'met' if g32 <= 0.10 else 'MISSED'} (a second 4-bit rounding of weights that are already 4-bit)")
-    load = os.getloadavg()
-    print(f"\nTotal {time.perf_counter() - started:.0f} s; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+    gguf_workflow(model, tokenizer, ids, args, threads, base["ppl"])
+    print(f"\nTotal {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def gguf_workflow(model, tokenizer, ids, args, threads: int, fp32_ppl: float) -> None:
+    """Export to f16 (ours and llama.cpp's converter), quantize with llama.cpp, judge each file by KL and perplexity."""
+    import tempfile
+    from pathlib import Path
+
+    from llama_cpp import Llama
+
+    from course_utils import evaluation as ev
+    from course_utils import export, gguf_convert, quant
+    from course_utils.assets import converted_model_dir, smollm2_gguf
+    from course_utils.backends.llamacpp import quiet_stderr
+    from course_utils.errors import ModelNotFound
+
+    folder = Path(tempfile.mkdtemp(prefix="quant-bench-"))
+    started = time.perf_counter()
+    files = {"f16, course writer": export.export_gguf(model, folder / "ours-f16.gguf", outtype="f16", tokenizer_gguf=smollm2_gguf())}
+    made = {"f16, course writer": time.perf_counter() - started}
+    try:
+        started = time.perf_counter()
+        files["f16, convert_hf_to_gguf.py"] = gguf_convert.convert_with_llamacpp(converted_model_dir(smollm2_gguf()), folder / "theirs-f16.gguf")
+        made["f16, convert_hf_to_gguf.py"] = time.perf_counter() - started
+        print(f"\nllama.cpp's converter vs the course writer: {gguf_convert.compare_gguf(files['f16, course writer'], files['f16, convert_hf_to_gguf.py'])}")
+    except ModelNotFound as err:
+        print(f"\nllama.cpp's converter is not compared: {err}")
+    for kind in ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"):
+        started = time.perf_counter()
+        files[kind] = quant.quantize_gguf(files["f16, course writer"], folder / f"{kind}.gguf", kind, n_threads=threads)
+        made[kind] = time.perf_counter() - started
+    files["Q4_1 (bundled)"] = smollm2_gguf()
+
+    kl_ids = ids[:args.kl_tokens]
+    reference = ev.next_token_logprobs(model, kl_ids)
+    rows = []
+    for name, path in files.items():
+        logprobs, _ = ev.next_token_logprobs_llamacpp(path, kl_ids, n_threads=threads)
+        d = ev.divergence(reference, logprobs).row()
+        del logprobs
+        with quiet_stderr():
+            llm = Llama(model_path=str(path), n_ctx=args.window, n_batch=args.window, n_ubatch=args.window,
+                        logits_all=True, n_threads=threads, verbose=False)
+        ppl = ev.perplexity_llamacpp(llm, ids=ids, window=args.window)
+        gen = llamacpp_generate_tokens_per_s(llm, tokenizer, args.gen)
+        llm.close()
+        types = quant.tensor_types(path)
+        rows.append({
+            "file": name, "size MB": f"{path.stat().st_size / 1e6:.1f}", "made in s": f"{made[name]:.1f}" if name in made else "-",
+            "k-quant tensors": sum(n for t, n in types.items() if "_K" in t), "perplexity": f"{ppl.perplexity:.3f}",
+            "ppl vs fp32": f"{100 * (ppl.perplexity / fp32_ppl - 1):+.2f} %", "mean KL": f"{d['mean KL']:.5f}",
+            "99% KL": f"{d['99% KL']:.4f}", "same top token": f"{d['same top token']:.1%}", "generate tok/s": f"{gen:.1f}",
+        })
+        print(f"  {name:28s} perplexity {ppl.perplexity:8.3f}  mean KL {d['mean KL']:.5f}", flush=True)
+    table(rows, f"GGUF files by llama.cpp: perplexity ({len(ids):,} tokens) and KL from fp32 ({len(kl_ids) - 1:,} positions, transformers fp32 as P)")
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
 
 
 if __name__ == "__main__":

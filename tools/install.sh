@@ -86,6 +86,36 @@ if ! "$PY" -c "$LLAMA_SMOKE" >/dev/null 2>&1; then
   "$PY" -c "$LLAMA_SMOKE" >/dev/null || { echo ">> llama.cpp still fails on this machine: see README, Troubleshooting"; exit 1; }
 fi
 
+# llama.cpp's own converter (convert_hf_to_gguf.py, its `conversion` package and the `gguf` package of the same
+# commit: PyPI's gguf lags behind it) is not in the wheel: it ships in
+# llama-cpp-python's source distribution. Lesson 08 runs it beside the course's GGUF writer
+# (course_utils.export.convert_with_llamacpp looks for it in <python prefix>/share/llama.cpp).
+CONVERTER_DIR="$("$PY" -c 'import sys; print(sys.prefix)')/share/llama.cpp"
+if [[ ! -f "$CONVERTER_DIR/convert_hf_to_gguf.py" ]]; then
+  echo ">> fetching llama.cpp's converter from the llama-cpp-python source distribution (75 MB, kept: 2 MB)"
+  SDIST_DIR="$(mktemp -d)"
+  if "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: -d "$SDIST_DIR" \
+       "llama-cpp-python==$("$PY" -c 'import llama_cpp; print(llama_cpp.__version__)')" 2>/dev/null; then
+    "$PY" - "$SDIST_DIR" "$CONVERTER_DIR" <<'PYEOF'
+import pathlib, shutil, sys, tarfile
+sdist_dir, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+keep = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/gguf/", "LICENSE")
+with tarfile.open(next(sdist_dir.glob("llama_cpp_python-*.tar.gz"))) as tar:
+    members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name and m.isfile()
+               and m.name.split("/vendor/llama.cpp/", 1)[1].startswith(keep)]
+    tar.extractall(sdist_dir / "x", members=members, filter="data")
+src = next((sdist_dir / "x").glob("*/vendor/llama.cpp"))
+tmp = dest.with_name(dest.name + ".partial")
+shutil.rmtree(tmp, ignore_errors=True)
+shutil.copytree(src, tmp)
+tmp.rename(dest)  # all or nothing
+PYEOF
+  else
+    echo ">> could not download it: lesson 08 will say that llama.cpp's converter is missing"
+  fi
+  rm -rf "$SDIST_DIR"
+fi
+
 if [[ "${1:-}" != "--system" ]]; then  # on Colab the running kernel already is this Python
   "$PY" -m ipykernel install --user --name python3 --display-name "Python 3 (Local LLM Lab)" >/dev/null 2>&1 || true
 fi

@@ -447,6 +447,30 @@ merged_mb = sum(f.stat().st_size for f in merged_dir.iterdir()) / 1e6
 print(f"GGUF ({OUTTYPE}): {gguf_mb:.0f} MB, {gguf_mb / merged_mb:.2f}× the saved fp32 model ({merged_mb:.0f} MB)")
 
 # %% [markdown]
+# On a model of your own you would more likely use **llama.cpp's converter**, `convert_hf_to_gguf.py`: its
+# maintainers keep it up to date for hundreds of architectures. It ships in llama-cpp-python's source distribution
+# (`tools/install.sh` keeps it). Run it on the folder saved in section 5 and compare the two files tensor by
+# tensor (names, types, stored values) and by metadata key:
+
+# %%
+from course_utils import gguf_convert
+
+theirs_path = gguf_convert.convert_with_llamacpp(merged_dir, OUT / f"smollm2-dates-{OUTTYPE}-llamacpp.gguf", outtype=OUTTYPE)
+same = gguf_convert.compare_gguf(gguf_path, theirs_path)
+print(same)
+
+# %%
+display(Markdown(
+    (f"The two files hold **the same {same.tensors} tensors, bit for bit**: the q/k permutation, the names and which "
+     "tensors stay f32 all agree. " if same.same_tensors else
+     f"The files differ: {same}. Look at the tensors listed before trusting either file. ")
+    + f"Only metadata differs: ours alone writes {', '.join(same.keys_only_first) or 'nothing extra'}; the converter "
+    f"alone writes {', '.join(same.keys_only_second) or 'nothing extra'} (descriptive names and head sizes llama.cpp "
+    "can also work out from the others)."))
+if OUTTYPE == "f16":
+    assert same.same_tensors, same
+
+# %% [markdown]
 # f16 stores each weight in 2 bytes instead of 4 (size printed above); whether that loses anything is measured
 # below through llama.cpp. `outtype="q8_0"` stores blocks of 32 weights as 32 int8 codes plus one fp16 scale
 # (ggml's Q8_0 format: 8.5 bits per weight), about half of f16 again. (lesson 05's pitfall applies:
@@ -525,7 +549,8 @@ print(modelfile.read_text())
 # - **Merging** folds the update into the weights: the same outputs, the original architecture, no inference cost.
 # - **QLoRA**: a frozen int4 base plus fp32 adapters, in a fraction of the memory.
 # - **GGUF export** is metadata + renamed tensors + a q/k row permutation; an Ollama **Modelfile** must reproduce
-#   the training prompt format.
+#   the training prompt format. llama.cpp's own converter, `convert_hf_to_gguf.py`, is what you would run on
+#   other architectures; here it is compared with our writer tensor by tensor.
 #
 # What this run measured:
 
@@ -537,6 +562,8 @@ display(Markdown("\n".join([
     f"- QLoRA (int4 base, {q_result.steps} steps): held-out loss {q_base_loss:.3f} → {q_loss:.3f}, against {tuned_loss:.3f} for "
     f"LoRA on fp32 after {result.steps} steps; int4 model {quant.model_size_bytes(qmodel) / 1e6:.0f} MB vs {base_mb:.0f} MB fp32.",
     f"- GGUF ({OUTTYPE}, {gguf_mb:.0f} MB) through llama.cpp: exact match {served_em:.0%}, the same answer as PyTorch for {agree:.0%} of prompts.",
+    f"- llama.cpp's converter and our writer: {'the same' if same.same_tensors else 'different'} {same.tensors} tensors "
+    f"(largest difference {same.max_abs_difference:g}).",
 ])))
 
 # %% [markdown]
