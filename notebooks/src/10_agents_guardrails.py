@@ -373,7 +373,7 @@ display(Markdown(
     + (f"Wrong answers: {examples_wrong}." if wrong else "Every one right.")))
 
 # %% [markdown]
-# Why it works: the traces teach the two things the grammar cannot. Which tool fits which kind of question ("Use
+# What the traces are meant to teach (the rates above say how much of it the adapter learned): the two things the grammar cannot. Which tool fits which kind of question ("Use
 # Python" → `run_python`, arithmetic → `calculate`, a question about the company → `search`, general knowledge → answer
 # at once), and that the answer is *copied from the tool's result*, not guessed. The grammar still guarantees every
 # step parses, with the tool's name from the list and arguments of the right types. It is fair: the adapter saw
@@ -666,9 +666,9 @@ store_dir.cleanup()
 # - A grammar built from the tools' schemas makes every step a parseable call of a real tool with well-typed
 #   arguments, even from a 135M model. It fixes the format, not the judgement.
 # - Judgement can be taught: a LoRA adapter trained on a good agent's traces of *train* tasks (recorded through the
-#   same loop and tools) makes the 135M agent pick the right tool and copy the tool's result on held-out tasks
-#   (section 5 prints the rate and its confidence interval, before and after). Tasks of a new kind need a bigger
-#   model (`COURSE_MODEL`).
+#   same loop and tools) is meant to teach the 135M agent which tool to pick and to copy the tool's result; section 5
+#   prints how far it gets on held-out tasks (rate and confidence interval, before and after). Tasks of a new kind
+#   need a bigger model (`COURSE_MODEL`).
 # - The ReAct loop runs a bounded number of steps; unknown tools, broken JSON, bad arguments, tool errors and the
 #   step limit appear in the trace and go back to the model as observations: nothing crashes or hangs.
 # - Tools must be safe on their own: `ast` instead of `eval`; model-written code only in a sandboxed subprocess
