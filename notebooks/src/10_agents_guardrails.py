@@ -11,8 +11,8 @@
 #   tool, broken JSON, bad arguments, a crashing tool, no answer) ends up *in the trace* instead of crashing;
 # - three tools done safely: a calculator that never calls `eval`, a search over a RAG store, and Python code run
 #   only in a **sandboxed subprocess**;
-# - how often the small model picks the right tool and gets the right answer, **measured**, with and without the
-#   grammar;
+# - how often the small model picks the right tool and gets the right answer on **held-out tasks**, measured with a
+#   confidence interval, before and after a small **LoRA adapter trained on tool-call traces**, and why it helps;
 # - the same agent through **LangChain** and a local OpenAI-compatible server;
 # - **guardrails**: a moderation classifier and injection patterns on the way in, a grounding check and refusals
 #   on the way out, where guard models (Llama Guard, ShieldGemma, Granite Guardian, MiniCheck) fit, and the
@@ -33,10 +33,10 @@ if "google.colab" in sys.modules:
 BACKEND = "auto"
 MODEL = None  # None = the bundled SmolLM2-135M-Instruct; try a bigger GGUF with COURSE_MODEL
 SEED = 0
-N_TASKS = 6  # agent tasks measured (of those in data/agent_tasks.jsonl; the first six cover the three tools twice)
-N_TASKS_SLOW = 3  # on the transformers backend (fp32 PyTorch decodes several times slower than llama.cpp): each tool once
+N_HELD_OUT = 16  # held-out agent tasks measured with the adapter (data/agent_task_splits.jsonl, split "test"), 4 per kind
+N_BEFORE = 4  # of those, measured on the base model too (1 per kind)
 MAX_STEPS = 2  # model calls per question: a tool call, then the answer (the last step may only answer)
-FULL = False  # True: all the tasks
+FULL = False  # True: all 60 held-out tasks, in both settings
 
 # %%
 from course_utils import get_backend, record, setup_notebook
@@ -215,8 +215,7 @@ display(Markdown(f"- Free text: the reply {'parses as a tool call' if parses['fr
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-expected = {"What is 17 times 23?": "391", "What is the name of the office mascot?": "Pebble",
-            "Use Python to reverse the string 'lanternfish'.": "hsifnretnal"}
+expected = {"What is the name of the office mascot?": "Pebble"}  # one run here; section 5 measures many
 for question, want in expected.items():
     run = agent.run(question)
     verdict = "right" if run.answer and want.lower() in run.answer.lower() else f"WRONG: the right answer is {want!r}"
@@ -226,8 +225,8 @@ for question, want in expected.items():
 assert run.stopped in ("answer", "step_limit") and 1 <= len(run.steps) <= MAX_STEPS
 
 # %% [markdown]
-# Each trace ends with its verdict: a wrong answer is the model's guess (a made-up number, a made-up name, text
-# that only starts an answer), not something a tool returned. Section 5 counts how often that happens.
+# The trace ends with its verdict: a wrong answer is the model's guess (a made-up name, text that only starts an
+# answer), not something a tool returned. Section 5 counts how often that happens, and what changes it.
 
 # %% [markdown]
 # ### When things go wrong, the trace says so
@@ -262,29 +261,51 @@ assert broken.stopped == "step_limit" and broken.answer is None and len(broken.e
 # model ("Error: there is no tool called 'weather'. Fix: use one of calculate, final_answer"), so a capable model can
 # correct itself on the next step. The step limit ends a model that keeps calling tools.
 #
-# ## 5. How good is the 135M model as an agent? Measured
+# ## 5. How good is the 135M model as an agent? Measured on tasks it has never seen
 #
-# `data/agent_tasks.jsonl` holds questions that each need one tool (the counts are printed below), with
-# the expected tool and answer; they are interleaved, so the first six cover each tool twice. For each task we score
-# the **first** step (a parseable call? the right tool? arguments valid for that tool?) and the **final answer**
-# (does it contain the expected answer?), with the grammar and with free text.
+# `data/agent_task_splits.jsonl` (written by `data/make_agent_tasks.py`) holds generated tasks in two splits:
+# **train** and **held out**. A held-out question is in no prompt, no example and no training trace of this
+# lesson (`tests/test_agents_traces.py` checks it, near-duplicates included); its handbook facts, words and numbers
+# were drawn apart from the train split's. For each task we score the **first** step (a parseable call? the right
+# tool? arguments valid for that tool?) and the **final answer** (does it contain the expected answer?).
+#
+# Two settings, the same ReAct loop, the same tools and sandbox, the same prompt, the same grammar:
+# - **before**: the bundled model as it is;
+# - **after**: the same model with a small **LoRA adapter trained on tool-call traces** of the *train* split.
+#
+# Why an adapter: the SmolLM2-135M-Instruct model card says function calling was trained into the 1.7B model, not
+# the 135M one. The grammar fixes the *format* of a step, but which tool fits which question, and copying the
+# tool's result into the answer, is *judgement* the small model never learned. Few-shot examples in the system
+# prompt did not teach it when we tried them while writing this lesson (not re-run here: the model copied the tool of
+# the last example), and they make every prompt much longer. So we show it the job: `data/make_agent_adapter.py` runs this very loop with the real tools
+# and a scripted policy that replays each train task's reference call and answer, records every model call
+# (`agents.reference_traces`: the messages the model saw, the reply it should write), and trains LoRA on those
+# replies with lesson 08's code. The adapter ships in `data/agent_adapter/`; the lesson only loads it.
 
 # %%
-import pandas as pd
+from course_utils import lora
+from course_utils.agents import ADAPTER_PROMPT, apply_adapter, evaluate_agent, load_tasks, load_traces, shipped_adapter, summarize
 
-from course_utils.agents import evaluate_agent, load_tasks, summarize
+held_out = load_tasks(split="test")
+by_kind = {}
+for t in held_out:
+    by_kind.setdefault(t["tool"], []).append(t)
+per_kind = max(len(v) for v in by_kind.values()) if FULL else N_HELD_OUT // len(by_kind)
+subset = [t for kind in sorted(by_kind) for t in by_kind[kind][:per_kind]]
+before_subset = subset if FULL else [t for kind in sorted(by_kind) for t in by_kind[kind][: N_BEFORE // len(by_kind)]]
+traces = load_traces()
+print(f"{len(held_out)} held-out tasks; measuring {len(subset)} ({per_kind} per kind: {', '.join(sorted(by_kind))}), "
+      f"the base model on {len(before_subset)} of them")
+log = json.loads((shipped_adapter() / "training.json").read_text())
+print(f"adapter: data/agent_adapter/{shipped_adapter().name}, {(shipped_adapter() / 'adapter_model.safetensors').stat().st_size / 1e6:.1f} MB, "
+      f"trained on {len(traces)} traces of {len({t.task_id for t in traces})} train tasks: {len(log['losses'])} steps of "
+      f"{log['recipe']['batch_size']}, loss {log['losses'][0]:.2f} -> {log['losses'][-1]:.2f}, {log['seconds']:.0f} s when it was made")
+assert not {t["id"] for t in subset} & {t.task_id for t in traces}  # no held-out task was trained on
 
-tasks = load_tasks()
-per_tool = pd.Series([t["tool"] for t in tasks]).value_counts()
-print(f"{len(tasks)} tasks in data/agent_tasks.jsonl:", ", ".join(f"{n} {tool}" for tool, n in per_tool.items()))
-assert pd.Series([t["tool"] for t in tasks[:6]]).value_counts().tolist() == [2, 2, 2]  # the first six: each tool twice
-slow = grammar_llm.name == "transformers"
-subset = tasks if FULL else tasks[: N_TASKS_SLOW if slow else N_TASKS]
-if slow and not FULL:
-    print(f"transformers decoded {free.timings.tokens_per_s:.0f} tokens/s in section 3 (fp32 weights; llama.cpp's 4-bit kernels are "
-          f"several times faster): measuring {len(subset)} tasks, not {N_TASKS}, to keep the lesson's run time")
-modes = {"grammar": True, "free text": False}  # both on grammar_llm, so only the grammar differs
-print(f"{len(subset)} tasks:", sorted({t["tool"] for t in subset}), "| backend:", grammar_llm.name)
+# %% [markdown]
+# A LoRA adapter changes PyTorch weights, so both settings run on the **transformers** backend (its grammar comes
+# from llguidance); llama.cpp and GPT4All run a fixed GGUF file. The adapter is loaded unmerged, so
+# `lora.lora_disabled` turns it off for the "before" runs: only the adapter differs between the two settings.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -292,59 +313,82 @@ import time
 
 import pandas as pd
 
-results, rows = {}, {}
-for mode, grammar in modes.items():
+tuned_llm = get_backend("transformers", model=MODEL)
+print(f"{llm.name} is the lesson's backend; the adapter runs on transformers (PyTorch weights, grammar by llguidance)"
+      if llm.name != "transformers" else "the lesson's backend is transformers: the adapter runs on a second copy of the model")
+if MODEL is None:
+    apply_adapter(tuned_llm, merge=False)
+else:
+    print(f"MODEL={MODEL!r}: the adapter was trained for SmolLM2-135M-Instruct; both settings run without it")
+
+
+def measure(name, tasks, adapter):
+    agent_ = Agent(BackendPolicy(tuned_llm, grammar=True, max_tokens=80), tools, max_steps=MAX_STEPS, system_prompt=ADAPTER_PROMPT, thought=False)
     started = time.perf_counter()
-    results[mode] = evaluate_agent(Agent(BackendPolicy(grammar_llm, grammar=grammar), tools, max_steps=MAX_STEPS), subset)
-    rows[mode] = summarize(results[mode]) | {"seconds": time.perf_counter() - started}
-scores = pd.DataFrame(rows).T
+    if adapter or MODEL is not None:
+        out = evaluate_agent(agent_, tasks)
+    else:
+        with lora.lora_disabled(tuned_llm.model):
+            out = evaluate_agent(agent_, tasks)
+    print(f"{name:7} {len(tasks):3} tasks in {time.perf_counter() - started:5.1f} s")
+    return out
+
+
+results = {"before": measure("before", before_subset, adapter=False), "after": measure("after", subset, adapter=True)}
+scores = pd.DataFrame({m: summarize(r) for m, r in results.items()}).T
 scores.round(2)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-per_task = pd.DataFrame([{"task": r.id, "expected": r.expected_tool, **{f"{m}: first tool": next(x for x in results[m] if x.id == r.id).first_tool for m in results},
-                          **{f"{m}: right answer": next(x for x in results[m] if x.id == r.id).correct for m in results}} for r in results[next(iter(results))]])
-per_task
+# %% [markdown]
+# Each row is one setting; "before" ran on fewer tasks (the base model's answers are wrong fast, and the lesson has
+# two minutes). Next: the right-answer rate with its 95% confidence interval, and why the failures happen.
 
 # %%
-import matplotlib.pyplot as plt
+from course_utils.agents import by_tool, failure_counts, solved_interval
 
-from course_utils.plots import labelled
-
-metrics = ["parseable call", "right tool", "valid arguments", "right answer"]
-fig, ax = plt.subplots(figsize=(7, 3.5))
-scores[metrics].T.plot.bar(ax=ax, rot=0)
-labelled(ax, f"{llm.info().model} as an agent ({len(subset)} tasks)", "measure (first step, final answer)", "share of tasks")
-ax.set_ylim(0, 1.05)
-plt.tight_layout()
+intervals = {m: solved_interval(r) for m, r in results.items()}
+for m, (rate, low, high) in intervals.items():
+    print(f"{m:7} right final answer {rate:.2f} (95% CI {low:.2f}-{high:.2f}, Wilson) on {len(results[m])} held-out tasks")
+failures = pd.DataFrame({m: failure_counts(r) for m, r in results.items()}).T
+print("\nwhy tasks failed (tasks per setting):")
+print(failures.to_string())
+per_tool_after = pd.DataFrame(by_tool(results["after"])).T[["tasks", "right tool", "valid arguments", "right answer"]]
+print("\nafter, per kind of task (share of tasks):")
+print(per_tool_after.round(2).to_string())
+rate, low, high = intervals["after"]
+_ = record("agent right answer, held out (LoRA + grammar)", round(rate, 2), note=f"{len(subset)} held-out tasks, 95% CI {low:.2f}-{high:.2f}")
+_ = record("agent right answer, held out (base model + grammar)", round(intervals["before"][0], 2), note=f"{len(before_subset)} held-out tasks")
+if MODEL is None:  # facts about the bundled SmolLM2-135M-Instruct with the shipped adapter
+    print(f"course target: 60% of held-out tasks; {'met' if rate >= 0.6 else 'NOT met yet'} ({rate:.0%})")
+    assert low > intervals["before"][0], "the adapter's lower 95% bound should clear the base model's rate"
 
 # %%
-assert scores.loc["grammar", "parseable call"] >= scores.loc["free text", "parseable call"]
-assert scores.loc["grammar", "valid arguments"] >= scores.loc["free text", "valid arguments"]
-for mode in scores.index:
-    for metric in metrics:
-        _ = record(f"agent {metric} ({mode})", round(float(scores.loc[mode, metric]), 2), note=f"{len(subset)} tasks, {llm.info().model}")
-
-# %%
-n = len(subset)
-count = {m: {k: round(float(scores.loc[m, k]) * n) for k in metrics} for m in scores.index}
-jumped = sum(r.first_tool == "final_answer" for r in results["grammar"])
-g, f = count["grammar"], count["free text"]
+wrong = [r for r in results["after"] if not r.correct]
+examples_wrong = "; ".join(f"{r.id} ({r.expected_tool}): answered {r.run.answer!r}, expected {next(t['answer'] for t in subset if t['id'] == r.id)!r}"
+                           for r in wrong[:3])
 display(Markdown(
-    f"- **Free text**: {f['parseable call']} of {n} first replies parse as a tool call, {f['right tool']} name the right tool, "
-    f"and {f['right answer']} of {n} final answers are right.\n"
-    f"- **Grammar**: {g['parseable call']} of {n} parse and {g['valid arguments']} have valid arguments: the grammar removes the *format* "
-    f"problem. What is left is judgement: {g['right tool']} of {n} first calls pick the right tool, {jumped} jump straight to "
-    f"`final_answer` with a guess, and {g['right answer']} of {n} final answers are right"
-    + (" (none is right: each is made up, or not taken from the tool's result)." if g["right answer"] == 0 else
-       " (the others are wrong: made up, or not taken from the tool's result)." if g["right answer"] < n else ".")))
+    f"- **Before** (the base model, grammar on): {intervals['before'][0]:.0%} of {len(before_subset)} held-out tasks answered right; "
+    f"the failure counts above say where it goes wrong.\n"
+    f"- **After** (the same model with the adapter): {rate:.0%} of {len(subset)} held-out tasks "
+    f"(95% CI {low:.0%}–{high:.0%}). "
+    + (f"Wrong answers: {examples_wrong}." if wrong else "Every one right.")))
 
 # %% [markdown]
-# What to notice: with `N_TASKS` tasks each share moves in steps of one task, so read these as counts, not rates.
-# **A bigger model** changes the judgement, not the machinery. Set `COURSE_MODEL` to, for example, a
-# Qwen2.5-1.5B-Instruct or Llama-3.2-3B-Instruct GGUF and re-run with `FULL=True`: their model cards list tool
-# calling among what they were trained for. (Not measured here: the course machines hold only the 135M model.)
-# Even then keep the grammar: it turns "usually valid JSON" into "always".
+# What the traces are meant to teach (the rates above say how much of it the adapter learned): the two things the grammar cannot. Which tool fits which kind of question ("Use
+# Python" → `run_python`, arithmetic → `calculate`, a question about the company → `search`, general knowledge → answer
+# at once), and that the answer is *copied from the tool's result*, not guessed. The grammar still guarantees every
+# step parses, with the tool's name from the list and arguments of the right types. It is fair: the adapter saw
+# only train tasks, and the held-out facts, words and numbers are new to it. What it did **not** learn: anything
+# outside these four kinds of task. A question of a new kind gets the base model's judgement back, which is why
+# the answer to "a better agent" is usually a bigger model (`COURSE_MODEL`, e.g. a Qwen2.5-1.5B-Instruct GGUF, whose
+# model card lists tool calling; not measured here: the course machines hold only the 135M model).
+
+# %%
+sample = next(r for r in results["after"] if r.expected_tool == "search")
+print(sample.run.show())
+tuned_llm.close()
+
+# %% [markdown]
+# One held-out trace of the tuned agent: search, read the passage, answer from it.
 #
 # ## 6. The same agent through LangChain and a local server
 #
@@ -620,8 +664,11 @@ store_dir.cleanup()
 #
 # - A tool is a function plus a JSON schema; `tool_schema` reads the schema from type hints and the docstring.
 # - A grammar built from the tools' schemas makes every step a parseable call of a real tool with well-typed
-#   arguments, even from a 135M model. It fixes the format, not the judgement: section 5 counts how often the small
-#   model picks the right tool and answers right; judgement is what a bigger model (`COURSE_MODEL`) has to bring.
+#   arguments, even from a 135M model. It fixes the format, not the judgement.
+# - Judgement can be taught: a LoRA adapter trained on a good agent's traces of *train* tasks (recorded through the
+#   same loop and tools) is meant to teach the 135M agent which tool to pick and to copy the tool's result; section 5
+#   prints how far it gets on held-out tasks (rate and confidence interval, before and after). Tasks of a new kind
+#   need a bigger model (`COURSE_MODEL`).
 # - The ReAct loop runs a bounded number of steps; unknown tools, broken JSON, bad arguments, tool errors and the
 #   step limit appear in the trace and go back to the model as observations: nothing crashes or hangs.
 # - Tools must be safe on their own: `ast` instead of `eval`; model-written code only in a sandboxed subprocess
