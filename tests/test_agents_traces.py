@@ -120,3 +120,32 @@ def test_the_shipped_adapter_is_small_and_named_by_its_traces_and_recipe():
     assert folder.name == agents.adapter_key(data_path(agents.TRACES_FILE), log["recipe"])
     assert (folder / "adapter_model.safetensors").stat().st_size < 8e6
     assert log["losses"][-1] < 0.5 * log["losses"][0]  # it learned the traces
+
+
+def _fake_adapter(folder, weights: bytes):
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    return folder
+
+
+def test_agent_gguf_is_named_by_the_adapter_it_holds(tmp_path):
+    one, two = _fake_adapter(tmp_path / "one", b"1"), _fake_adapter(tmp_path / "two", b"2")
+    cache = tmp_path / "cache"
+    names = {agents.agent_gguf_path(a, cache_dir=cache).name for a in (one, two, False)}
+    assert len(names) == 3  # another adapter, or none, is another file: a retrained adapter never reuses a stale GGUF
+    assert agents.agent_gguf_path(one, cache_dir=cache) == agents.agent_gguf_path(one, cache_dir=cache)
+    assert agents.agent_gguf_path(one, outtype="f16", cache_dir=cache) != agents.agent_gguf_path(one, cache_dir=cache)
+    assert agents.agent_gguf_path(None, cache_dir=cache) == agents.agent_gguf_path(agents.shipped_adapter(), cache_dir=cache)
+
+
+def test_agent_gguf_returns_the_cached_file_without_exporting_again(tmp_path):
+    adapter = _fake_adapter(tmp_path / "a", b"weights")  # not loadable: exporting it would raise
+    cached = agents.agent_gguf_path(adapter, cache_dir=tmp_path)
+    cached.write_bytes(b"GGUF")
+    assert agents.agent_gguf(adapter, cache_dir=tmp_path) == cached and cached.read_bytes() == b"GGUF"
+
+
+def test_agent_gguf_refuses_a_folder_that_is_no_adapter(tmp_path):
+    with pytest.raises(DataError, match="not a LoRA adapter folder"):
+        agents.agent_gguf(tmp_path, cache_dir=tmp_path)

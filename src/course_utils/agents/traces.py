@@ -13,7 +13,11 @@ found another handbook entry) are dropped: they would teach the model to make an
 Only the ``train`` split is used; ``tests/test_agents_traces.py`` checks that no held-out question
 (or a near-duplicate of one) is in the traces. ``data/make_agent_adapter.py`` writes the traces to
 ``data/agent_traces.jsonl`` and trains the adapter shipped in ``data/agent_adapter/``;
-:func:`apply_adapter` loads it into a transformers backend's model (merged: plain weights again).
+:func:`apply_adapter` loads it into a transformers backend's model (merged: plain weights again);
+:func:`agent_gguf` merges it and exports a GGUF file (cached) for llama.cpp. Run it there: llama.cpp's
+JSON-schema grammar allows the spaces ``json.dumps`` writes after ``:`` and ``,``, so the adapted model
+writes its steps exactly as in the traces; a grammar that admits only compact JSON (llguidance with
+``whitespace_flexible`` off, as the transformers backend runs it) forces other tokens than it was trained on.
 
 >>> from .builtin_tools import calculate
 >>> task = {"id": "t1", "question": "What is 6 times 7?", "tool": "calculate", "answer": "42",
@@ -40,7 +44,7 @@ from .policies import ScriptedPolicy
 from .tools import FINAL, Tool
 
 __all__ = ["ADAPTER_DIR", "ADAPTER_PROMPT", "ADAPTER_STEPS", "TRACES_FILE", "Trace", "adapter_key", "apply_adapter",
-           "encode_trace", "load_traces", "near_duplicate", "reference_traces", "shipped_adapter", "trace_batches"]
+           "agent_gguf", "agent_gguf_path", "encode_trace", "load_traces", "near_duplicate", "reference_traces", "shipped_adapter", "trace_batches"]
 
 TRACES_FILE = "agent_traces.jsonl"  # written by data/make_agent_adapter.py from the train split
 ADAPTER_DIR = "agent_adapter"  # data/agent_adapter/<key>/: the shipped LoRA adapter
@@ -216,3 +220,58 @@ def apply_adapter(backend: Any, folder: str | os.PathLike | None = None, merge: 
         lora.merge_lora(backend.model)
     backend.model.eval()
     return backend
+
+
+def _adapter_folder(adapter: str | os.PathLike | None | bool) -> Path | None:
+    if adapter is False:
+        return None
+    folder = shipped_adapter() if adapter is None or adapter is True else Path(adapter)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder} has no {name}: it is not a LoRA adapter folder", fix="pass a folder written by data/make_agent_adapter.py")
+    return folder
+
+
+def agent_gguf_path(adapter: str | os.PathLike | None | bool = None, outtype: str = "q8_0", cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where :func:`agent_gguf` keeps its file: ``<cache>/agents/{agent|base}-<hash>-<outtype>.gguf``.
+
+    The hash covers the adapter's files, the bundled GGUF's name and ``outtype``: a retrained adapter
+    gets a new file, never a stale one.
+
+    >>> agent_gguf_path(False, cache_dir="/c").name
+    'base-2ab7c7656bd0-q8_0.gguf'
+    """
+    from ..assets import smollm2_gguf
+    from ..config import settings
+
+    folder = _adapter_folder(adapter)
+    digest = hashlib.sha1(f"{smollm2_gguf().name}|{outtype}|".encode())
+    if folder is not None:
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            digest.update((folder / name).read_bytes())
+    root = Path(cache_dir) if cache_dir is not None else settings().cache_dir / "agents"
+    return root / f"{'agent' if folder else 'base'}-{digest.hexdigest()[:12]}-{outtype}.gguf"
+
+
+def agent_gguf(adapter: str | os.PathLike | None | bool = None, outtype: str = "q8_0", cache_dir: str | os.PathLike | None = None) -> Path:
+    """The bundled model with the adapter merged in, as a GGUF file llama.cpp runs; cached, keyed by the adapter.
+
+    ``adapter``: a folder (default: :func:`shipped_adapter`), or ``False`` for the base model exported
+    the same way, so that a before/after comparison differs only by the adapter. The first call loads
+    the model with transformers, merges the LoRA weights into it (``lora.merge_lora``: plain weights
+    again) and writes it with lesson 08's :func:`course_utils.export.export_gguf` (under a temporary
+    name, renamed when complete, so a reader never sees half a file); later calls return the cached
+    file at once (:func:`agent_gguf_path`).
+    """
+    from .. import export, lora
+    from ..assets import load_hf_model
+
+    folder = _adapter_folder(adapter)
+    path = agent_gguf_path(adapter, outtype, cache_dir)
+    if path.is_file():
+        return path
+    model, _ = load_hf_model()
+    if folder is not None:
+        lora.load_adapter(model, folder)
+        lora.merge_lora(model)
+    return export.export_gguf(model, path, outtype=outtype, name="SmolLM2-135M-Instruct" + (" agent" if folder else ""))
