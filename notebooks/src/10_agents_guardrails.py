@@ -362,8 +362,8 @@ scores = pd.DataFrame({m: summarize(r) for m, r in results.items()}).T
 scores.round(2)
 
 # %% [markdown]
-# Each row is one setting; "before" ran on fewer tasks (the base model's answers are wrong and long, and the lesson
-# has two minutes). Next: the right-answer rate with its 95% confidence interval, and why the failures happen.
+# Each row is one setting; "before" ran on fewer tasks (the base model's replies run to the length limit, and the
+# lesson has two minutes). Next: the right-answer rate with its 95% confidence interval, and why the failures happen.
 
 # %%
 from course_utils.agents import by_tool, failure_counts, failure_kind, solved_interval
