@@ -586,3 +586,21 @@ def test_reference_calls_give_the_expected_answers():
             assert task["answer"].lower() in handbook, task
         elif task["tool"] == "run_python" and task["split"] == "test":  # every held-out program, in the sandbox
             assert answer_matches(python(**task["arguments"]), task["answer"]), task
+
+
+def test_solved_interval_is_wilson_and_brackets_the_rate():
+    from types import SimpleNamespace
+
+    from course_utils.agents import solved_interval
+
+    def results(k, n):
+        return [SimpleNamespace(correct=i < k) for i in range(n)]
+
+    rate, low, high = solved_interval(results(12, 16))
+    assert rate == 0.75 and low < rate < high
+    # Wilson's interval for 12 of 16 at 95%, computed from its formula
+    z, p, n = 1.959963984540054, 0.75, 16
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5)
+    assert abs(low - (centre - half)) < 1e-9 and abs(high - (centre + half)) < 1e-9
+    assert solved_interval(results(0, 8))[1] == 0.0 and solved_interval(results(8, 8))[2] == 1.0
+    assert solved_interval(results(12, 16), confidence=0.99)[1] < low  # more confidence, wider interval

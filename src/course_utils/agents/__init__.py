@@ -7,6 +7,8 @@ The pieces, one module each, read in this order::
     policies.py       one step as JSON (the schema a grammar enforces); who writes the steps
     loop.py           the ReAct loop (thought -> action -> observation -> ... -> answer)
     measuring.py      tasks, scores, rates and failure kinds
+    traces.py         a good agent's tool-call traces (train split) and the LoRA adapter trained on them
+    team.py           several roles on one task: planner -> worker -> critic
 
 Used together::
 
@@ -63,6 +65,7 @@ from .measuring import (
     failure_counts,
     failure_kind,
     load_tasks,
+    solved_interval,
     summarize,
 )
 from .policies import (
@@ -76,6 +79,7 @@ from .policies import (
     step_schema,
     to_langchain,
 )
+from .team import CRITIC_PROMPT, PLANNER_PROMPT, Team, TeamRecord, critic_schema, plan_schema
 from .tools import (
     FINAL,
     Tool,
@@ -86,16 +90,36 @@ from .tools import (
     tool_schema,
     validate_arguments,
 )
+from .traces import (
+    ADAPTER_DIR,
+    ADAPTER_PROMPT,
+    ADAPTER_STEPS,
+    TRACES_FILE,
+    Trace,
+    adapter_key,
+    agent_gguf,
+    agent_gguf_path,
+    apply_adapter,
+    encode_trace,
+    load_traces,
+    near_duplicate,
+    reference_traces,
+    shipped_adapter,
+    trace_batches,
+)
 
 __all__ = [
+    "ADAPTER_DIR", "ADAPTER_PROMPT", "ADAPTER_STEPS", "TRACES_FILE", "Trace", "adapter_key", "agent_gguf", "agent_gguf_path", "apply_adapter",
+    "encode_trace", "load_traces", "near_duplicate", "reference_traces", "shipped_adapter", "trace_batches",
     "FAILURE_KINDS", "FINAL", "HANDBOOK", "HANDBOOK_FILE", "MAX_EXPONENT", "MAX_LENGTH", "MAX_MAGNITUDE", "NO_TOOL",
     "SPLIT_TASKS_FILE", "STEP_MAX_TOKENS", "SYSTEM_PROMPT", "TASKS_FILE",
     "Agent", "AgentRun", "BackendPolicy", "LangChainPolicy", "Policy", "ScriptedPolicy", "Step", "TaskResult", "Tool",
     "ToolCall", "ToolError",
     "answer_matches", "by_tool", "calculate", "check_task", "describe_tools", "evaluate_agent", "failure_counts",
     "failure_kind", "handbook_store", "json_type", "load_handbook", "load_tasks", "make_python_tool",
-    "make_search_tool", "make_tool", "parse_docstring", "parse_step", "step_schema", "summarize", "to_langchain",
+    "make_search_tool", "make_tool", "parse_docstring", "parse_step", "solved_interval", "step_schema", "summarize", "to_langchain",
     "tool_schema", "validate_arguments",
+    "CRITIC_PROMPT", "PLANNER_PROMPT", "Team", "TeamRecord", "critic_schema", "plan_schema",
 ]
 
 

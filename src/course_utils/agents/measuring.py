@@ -32,7 +32,7 @@ from .tools import FINAL, ToolError, validate_arguments
 if TYPE_CHECKING:
     from .loop import Agent, AgentRun
 
-__all__ = ["FAILURE_KINDS", "NO_TOOL", "SPLIT_TASKS_FILE", "TASKS_FILE", "TaskResult", "answer_matches", "by_tool",
+__all__ = ["FAILURE_KINDS", "NO_TOOL", "SPLIT_TASKS_FILE", "TASKS_FILE", "TaskResult", "answer_matches", "by_tool", "solved_interval",
            "check_task", "evaluate_agent", "failure_counts", "failure_kind", "load_tasks", "summarize"]
 
 TASKS_FILE = "agent_tasks.jsonl"  # the 30 tasks lesson 10 shows
@@ -204,3 +204,25 @@ def by_tool(results: Sequence[TaskResult]) -> dict[str, dict[str, float]]:
     tools = sorted({r.expected_tool for r in results})
     return {tool: {"tasks": float(len(group)), **summarize(group)}
             for tool in tools for group in [[r for r in results if r.expected_tool == tool]]}
+
+
+def solved_interval(results: Sequence[TaskResult], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(rate, low, high)``: the share of tasks with the right final answer and its Wilson confidence interval.
+
+    Wilson's interval (scipy's ``binomtest``) stays inside [0, 1] and keeps its coverage at the small
+    task counts a lesson can afford, where "rate ± 2 standard errors" does not.
+
+    >>> from types import SimpleNamespace
+    >>> rate, low, high = solved_interval([SimpleNamespace(correct=c) for c in [True] * 15 + [False] * 5])
+    >>> rate, round(low, 2), round(high, 2)
+    (0.75, 0.53, 0.89)
+    """
+    from scipy.stats import binomtest
+
+    if not results:
+        raise DataError("no results to measure", fix="run evaluate_agent on at least one task")
+    if not 0 < confidence < 1:
+        raise InvalidOption(f"confidence={confidence!r} must be between 0 and 1", fix="use e.g. confidence=0.95")
+    solved = sum(bool(r.correct) for r in results)
+    ci = binomtest(solved, len(results)).proportion_ci(confidence_level=confidence, method="wilson")
+    return solved / len(results), float(ci.low), float(ci.high)
