@@ -26,7 +26,8 @@ LAYERS = {
              "sampling"},  # sampling: plain functions on logits, used by the transformers backend's own loop
     "backends": {"backends", "server"},
     "tools": {"tokenizer", "transformer", "prompting", "quant", "embeddings", "bm25", "rag", "lora", "export", "evaluate",
-              "evaluation", "tasks", "guard", "sandbox", "speech", "text_safety", "metrics", "merging", "specialists", "diffusion", "denoisers", "digits"},
+              "evaluation", "tasks", "guard", "sandbox", "speech", "text_safety", "metrics", "merging", "specialists", "diffusion", "denoisers", "digits",
+              "calibration", "closed_book", "judging"},
     "apps": {"agents", "app", "serving", "synth", "serve", "multi_agent"},
     "face": {"cli", "runner", "report", "doctor", "sources", "checks", "grading"},
 }
