@@ -114,8 +114,8 @@ for name in cb.SETS:
 summary = pd.DataFrame(summary).set_index("set")
 print(summary.round(3).to_string())
 tqa = summary.loc["trivia_qa"]
-record("trivia_qa_exact_match", round(tqa["exact match"], 3), note=f"closed book, 4-shot, first {int(tqa['n'])} validation questions, 95% CI {tqa['95% CI']}")
-record("nq_open_exact_match", round(summary.loc["nq_open", "exact match"], 3), note=f"closed book, 4-shot, 95% CI {summary.loc['nq_open', '95% CI']}")
+_ = record("trivia_qa_exact_match", round(tqa["exact match"], 3), note=f"closed book, 4-shot, first {int(tqa['n'])} validation questions, 95% CI {tqa['95% CI']}")
+_ = record("nq_open_exact_match", round(summary.loc["nq_open", "exact match"], 3), note=f"closed book, 4-shot, 95% CI {summary.loc['nq_open', '95% CI']}")
 if MODEL is None:  # the bundled 135M model knows very little trivia
     assert tqa["exact match"] < 0.25 and summary.loc["nq_open", "exact match"] < 0.25
 
@@ -184,7 +184,7 @@ assert abs(arc_ece - ece_from_scratch(arc_conf, arc_right)) < 1e-12  # the libra
 lo, hi = ev.wilson_interval(int(arc_right.sum()), len(arc_right))
 print(f"accuracy {arc_right.mean():.1%} (95% CI {lo:.1%} to {hi:.1%}), mean confidence {arc_conf.mean():.1%}, ECE {arc_ece:.3f}, "
       f"Brier {cal.brier_score(arc_conf, arc_right):.3f}, AUROC {cal.auroc(arc_conf, arc_right):.3f}")
-record("arc_easy_ece", round(arc_ece, 3), note=f"10 bins, {len(arc_right)} questions, confidence = softmax over the choices")
+_ = record("arc_easy_ece", round(arc_ece, 3), note=f"10 bins, {len(arc_right)} questions, confidence = softmax over the choices")
 arc_se = ev.binomial_stderr(arc_right.mean(), len(arc_right))
 if MODEL is None and len(arc_right) >= 100:  # facts about the bundled model (too few items say nothing)
     assert arc_right.mean() - 0.25 > 2 * arc_se  # far above the 25% of guessing (lesson 09)
@@ -254,7 +254,7 @@ a_lo, a_hi = ev.wilson_interval(int(held_right[answered].sum()), n_ans) if n_ans
 print(f"asked for accuracy >= {target:.1%} on the first {half}: threshold {threshold:.3f}")
 print(f"held-out {len(held_conf)}: answers {n_ans} ({answered.mean():.0%} coverage), accuracy {held_acc:.1%} (95% CI {a_lo:.1%} to {a_hi:.1%}) "
       f"vs {held_right.mean():.1%} answering everything")
-record("arc_easy_abstain_heldout_accuracy", round(float(held_acc), 3), note=f"threshold {threshold:.3f} chosen on the other half, coverage {answered.mean():.0%}")
+_ = record("arc_easy_abstain_heldout_accuracy", round(float(held_acc), 3), note=f"threshold {threshold:.3f} chosen on the other half, coverage {answered.mean():.0%}")
 
 # %%
 full_curve = cal.accuracy_coverage(held_conf, held_right)
@@ -269,15 +269,22 @@ plt.show()
 
 # %%
 gain = held_acc - held_right.mean()
-display(Markdown(
-    f"On the held-out half the chosen threshold answers {n_ans} of {len(held_conf)} questions with accuracy {held_acc:.1%} "
-    f"(95% CI {a_lo:.1%} to {a_hi:.1%}), against {held_right.mean():.1%} when it answers everything: "
-    + (f"abstaining bought {gain * 100:.1f} points of accuracy for {1 - answered.mean():.0%} fewer answers. "
-       if gain > 0 else f"abstaining did not help here ({gain * 100:+.1f} points). ")
-    + ("The interval is wide: on this few questions the gain is suggestive, not proven (`FULL = True` scores all 570). "
-       if np.isnan(a_lo) or a_lo <= held_right.mean() else "Even the interval's lower end is above answering everything. ")
-    + "The curve falls towards the right because the answers the model is least sure of are added last, and those "
-      "are the ones it gets wrong most often: this is why confidence is worth reading, even when it is miscalibrated."))
+held_auroc = cal.auroc(held_conf, held_right)
+ranking = (f"The held-out AUROC is {held_auroc:.2f}: " + ("above one half, so on average the answers the model is least sure of, added "
+           "last as coverage grows, are wrong more often, and the curve tends to fall to the right. That is why a confidence can be "
+           "worth reading even when it is miscalibrated." if held_auroc > 0.5 else "no better than chance, so abstaining cannot be "
+           "expected to help on these questions."))
+if not n_ans:
+    display(Markdown(f"No threshold reached {target:.0%} on the first half, so the rule abstains on every held-out question: "
+                     "with this few questions there is nothing to buy. Try more questions (`N_ARC`, `FULL = True`). " + ranking))
+else:
+    display(Markdown(
+        f"On the held-out half the chosen threshold answers {n_ans} of {len(held_conf)} questions with accuracy {held_acc:.1%} "
+        f"(95% CI {a_lo:.1%} to {a_hi:.1%}), against {held_right.mean():.1%} when it answers everything: "
+        + (f"abstaining bought {gain * 100:.1f} points of accuracy for {1 - answered.mean():.0%} fewer answers. "
+           if gain > 0 else f"abstaining did not help here ({gain * 100:+.1f} points). ")
+        + ("The interval is wide: on this few questions the gain is suggestive, not proven (`FULL = True` scores all 570). "
+           if a_lo <= held_right.mean() else "Even the interval's lower end is above answering everything. ") + ranking))
 
 # %% [markdown]
 # ## 3. LLM-as-judge
@@ -333,7 +340,7 @@ says_correct = judged["judge"].mean()
 print(f"agreement with exact match: {agree}/{len(judged)} = {agree / len(judged):.1%} (95% CI {ag_lo:.1%} to {ag_hi:.1%})")
 print(f"Cohen's kappa: {kappa}  (bootstrap standard error)")
 print(f"the judge says 'correct' to {says_correct:.0%} of candidates; exact match to {judged['exact match'].mean():.0%}")
-record("judge_kappa_vs_exact_match", round(kappa.mean, 3), note=f"{len(judged)} judgements, bootstrap se {kappa.stderr:.3f}")
+_ = record("judge_kappa_vs_exact_match", round(kappa.mean, 3), note=f"{len(judged)} judgements, bootstrap se {kappa.stderr:.3f}")
 
 # %%
 wrong_yes = judged[(judged["judge"]) & (~judged["exact match"])]
@@ -398,7 +405,7 @@ print(f"position: answer A chosen in {n_a}/{len(picks)} = {n_a / len(picks):.0%}
       f"the verdict survives the swap in {consistent}/{len(pair_df)} pairs")
 print(f"self-preference: its own wrong answer beats the reference in both orders in {own_wins}/{len(pair_df)} pairs "
       f"(95% CI {ow_lo:.0%} to {ow_hi:.0%}); the reference wins {int((pair_df['debiased'] == 'reference').sum())}")
-record("judge_position_share_A", round(n_a / len(picks), 3), note=f"{len(picks)} pairwise judgements, 95% CI {pa_lo:.0%} to {pa_hi:.0%}")
+_ = record("judge_position_share_A", round(n_a / len(picks), 3), note=f"{len(picks)} pairwise judgements, 95% CI {pa_lo:.0%} to {pa_hi:.0%}")
 
 # %%
 own = judged[judged["kind"] == "model's answer"].reset_index(drop=True)
@@ -440,7 +447,8 @@ display(Markdown(
 # SmolLM2 was trained on text collected before its release in November 2024 (its model card; Allal et al. 2025). This course was written after that, so
 # facts about it cannot be in the model's weights. Six questions about the course, each answered in its README or
 # CONTRIBUTING guide (written here, from those files), first closed-book, then with lesson 07's retrieval: BM25
-# over the two files, chunked, and the model answering from the two best chunks with citations. A reply counts as right
+# over the two files, chunked (`rag.chunk_documents`, `rag.BM25Retriever`), and the model answering from the two best
+# chunks with citations (`rag.build_messages`). A reply counts as right
 # when it contains an accepted answer (`closed_book.contains_answer`; the replies are sentences, so exact match
 # would fail on the extra words).
 
@@ -463,30 +471,33 @@ SHORT = [{"role": "system", "content": "Answer the question in one short sentenc
 t0 = time.perf_counter()
 cutoff = []
 for question, accepted in COURSE_QUESTIONS:
+    topic = question.removeprefix("In the Local LLM Lab course, ")  # the search words; the model reads the whole question
     closed_reply = judge.chat(SHORT + [{"role": "user", "content": question}], max_tokens=32, temperature=0.0).text
-    rag_reply = rag.answer(question, bm25, judge, k=2, max_tokens=48, max_chars=400, attribute=False, verify=False)
-    cutoff.append({"question": question.removeprefix("In the Local LLM Lab course, "), "accepted": accepted[0],
-                   "closed book": closed_reply, "closed right": cb.contains_answer(closed_reply, accepted),
-                   "with retrieval": rag_reply.text, "retrieval right": cb.contains_answer(rag_reply.text, accepted)})
+    hits = bm25.search(topic, k=2)
+    rag_reply = judge.chat(rag.build_messages(question, hits, max_chars=400), max_tokens=48, temperature=0.0).text
+    cutoff.append({"question": topic, "accepted": accepted[0], "closed book": closed_reply, "closed right": cb.contains_answer(closed_reply, accepted),
+                   "found": any(cb.contains_answer(h.text[:400], accepted) for h in hits),
+                   "with retrieval": rag_reply, "retrieval right": cb.contains_answer(rag_reply, accepted)})
 cutoff = pd.DataFrame(cutoff)
 print(f"{2 * len(cutoff)} answers in {time.perf_counter() - t0:.1f} s ({len(chunks)} chunks indexed)")
 for _, r in cutoff.iterrows():
     print(f"- {r['question']} [accepted: {r['accepted']}]\n    closed book {'✓' if r['closed right'] else '✗ WRONG'}: {r['closed book'][:110]!r}"
-          f"\n    retrieval   {'✓' if r['retrieval right'] else '✗ WRONG'}: {r['with retrieval'][:110]!r}")
+          f"\n    retrieval   {'✓' if r['retrieval right'] else '✗ WRONG'} (answer {'in' if r['found'] else 'NOT in'} the chunks): {r['with retrieval'][:110]!r}")
 
 # %%
 rag_gain = ev.paired_difference(cutoff["closed right"].astype(float).tolist(), cutoff["retrieval right"].astype(float).tolist())
 n_closed, n_rag = int(cutoff["closed right"].sum()), int(cutoff["retrieval right"].sum())
 print(f"closed book right {n_closed}/{len(cutoff)}, with retrieval {n_rag}/{len(cutoff)}; retrieval - closed book = {rag_gain}")
-record("cutoff_retrieval_gain", round(rag_gain.mean, 3), note=f"{len(cutoff)} questions about the course, contains-answer scoring")
+_ = record("cutoff_retrieval_gain", round(rag_gain.mean, 3), note=f"{len(cutoff)} questions about the course, contains-answer scoring")
 if MODEL is None:  # the bundled model cannot know facts written after its training
     assert n_closed <= 1
 display(Markdown(
     f"Closed book, the model got {n_closed} of {len(cutoff)} right: it answered anyway, with made-up names, and never "
     f"said it could not know. With the two retrieved chunks it got {n_rag} of {len(cutoff)} "
     f"(a paired difference of {rag_gain.mean * 100:+.0f} points ± {rag_gain.stderr * 100:.0f} on only {len(cutoff)} questions). "
-    "Retrieval puts the missing facts in front of the model; where it still fails, the replies above show whether the "
-    "chunk was not found or the small model did not read it out. Lesson 07 measures this at scale on BoolQ."))
+    f"BM25 put the accepted answer into the two chunks for {int(cutoff['found'].sum())} of {len(cutoff)} questions, so "
+    "retrieval does bring the missing facts in front of the model; where the reply is still wrong although the answer "
+    "was in the chunks, the small model did not read it out. Lesson 07 measures this at scale on BoolQ."))
 
 # %%
 scorer.close()
