@@ -27,7 +27,7 @@ LAYERS = {
     "backends": {"backends", "server"},
     "tools": {"tokenizer", "transformer", "prompting", "quant", "embeddings", "bm25", "rag", "lora", "export", "evaluate",
               "evaluation", "tasks", "guard", "sandbox", "speech", "text_safety", "metrics", "merging", "specialists", "diffusion", "denoisers", "digits",
-              "gguf_convert"},
+              "gguf_convert", "calibration", "closed_book", "judging"},
     "apps": {"agents", "app", "serving", "synth", "serve", "multi_agent"},
     "face": {"cli", "runner", "report", "doctor", "sources", "checks", "grading"},
 }
