@@ -16,7 +16,7 @@
 # **Prerequisites:** lesson 02 (a transformer's layers, `q_proj`/`k_proj`/...) and lesson 05 (quantization: int4
 # codes and scales, `course_utils.quant`). A little PyTorch training (loss, `backward()`, an optimizer).
 #
-# **Run time:** 1 min 30 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 1 min 58 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # Everything runs offline on the bundled SmolLM2-135M-Instruct. Files written (adapter, merged model, GGUF) go to
 # the course cache (`COURSE_CACHE`, default `~/.cache/local-llm-lab/lora/`), not into the repository.

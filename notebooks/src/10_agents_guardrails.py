@@ -22,7 +22,7 @@
 #
 # **Prerequisites:** lesson 03 (grammar-forced JSON), 04 (the local server), 07 (RAG).
 #
-# **Run time:** 2 min 0 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 1 min 59 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -35,9 +35,9 @@ if "google.colab" in sys.modules:
 BACKEND = "auto"
 MODEL = None  # None = the bundled SmolLM2-135M-Instruct; try a bigger GGUF with COURSE_MODEL
 SEED = 0
-EVERY = 3  # measure every 3rd held-out agent task (data/agent_task_splits.jsonl, split "test") with the adapter
-EVERY_BEFORE = 10  # ... and every 10th on the base model
-EVERY_TEAM = 6  # ... and every 6th with the planner -> worker -> critic team
+EVERY = 4  # measure every 4th held-out agent task (data/agent_task_splits.jsonl, split "test") with the adapter
+EVERY_BEFORE = 15  # ... and every 15th on the base model
+EVERY_TEAM = 12  # ... and every 12th with the planner -> worker -> critic team
 MAX_STEPS = 2  # model calls per question: a tool call, then the answer (the last step may only answer)
 FULL = False  # True: all 60 held-out tasks, in both settings
 
@@ -382,7 +382,8 @@ _ = record("agent right answer, held out (LoRA + grammar, llama.cpp)", round(rat
 _ = record("agent right answer, held out (base model + grammar)", round(intervals["before"][0], 2),
            note=f"{len(before_subset)} held-out tasks, 95% CI {intervals['before'][1]:.2f}-{intervals['before'][2]:.2f}")
 if MODEL is None:  # facts about the bundled SmolLM2-135M-Instruct with the shipped adapter
-    print(f"course target: 60% of held-out tasks; {'met' if rate >= 0.6 else 'NOT met'} ({rate:.0%}, 95% CI {low:.0%}-{high:.0%})")
+    verdict = "met" if low >= 0.6 else "NOT met" if high < 0.6 else "not shown by this sample (its interval holds 60%; FULL=True runs all 60)"
+    print(f"course target: 60% of held-out tasks; {verdict} ({rate:.0%}, 95% CI {low:.0%}-{high:.0%})")
     assert low > intervals["before"][0], "the adapter's lower 95% bound should clear the base model's rate"
 
 # %%

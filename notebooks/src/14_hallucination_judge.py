@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lesson 07 (retrieval), lesson 09 (log-likelihood scoring, standard errors), lesson 10 (grammar-forced JSON).
 #
-# **Run time:** 28 min 4 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 2 min 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # Everything runs on llama.cpp (the bundled SmolLM2-135M-Instruct, Q4_1): it gives the log-probabilities of every
 # token (section 1–2) and grammar-constrained output (section 3). `FULL = True` uses 500 questions per set, all of
