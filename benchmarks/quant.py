@@ -67,6 +67,22 @@ def llamacpp_generate_tokens_per_s(llm, tokenizer, n: int) -> float:
     return n / seconds
 
 
+def llamacpp_perplexity_and_speed(path, tokenizer, ids, args, threads: int):
+    """Perplexity of a GGUF file on ``ids`` (windows of ``args.window``) and its generation speed, by llama.cpp."""
+    from llama_cpp import Llama
+
+    from course_utils import evaluation as ev
+    from course_utils.backends.llamacpp import quiet_stderr
+
+    with quiet_stderr():
+        llm = Llama(model_path=str(path), n_ctx=args.window, n_batch=args.window, n_ubatch=args.window,
+                    logits_all=True, n_threads=threads, verbose=False)
+    try:
+        return ev.perplexity_llamacpp(llm, ids=ids, window=args.window), llamacpp_generate_tokens_per_s(llm, tokenizer, args.gen)
+    finally:
+        llm.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=16_384, help="tokens scored per perplexity run")
@@ -77,13 +93,11 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
-    from llama_cpp import Llama
     from torch import nn
 
     from course_utils import evaluation as ev
     from course_utils import quant
     from course_utils.assets import load_hf_model, smollm2_gguf
-    from course_utils.backends.llamacpp import quiet_stderr
     from course_utils.config import settings
     from course_utils.evaldata import boolq_passages
 
@@ -123,12 +137,7 @@ def main() -> int:
         print(f"  {name:34s} perplexity {result.perplexity:8.3f}  ({time.perf_counter() - started:5.0f} s)", flush=True)
 
     gguf = smollm2_gguf()
-    with quiet_stderr():
-        llm = Llama(model_path=str(gguf), n_ctx=args.window, n_batch=args.window, n_ubatch=args.window,
-                    logits_all=True, n_threads=threads, verbose=False)
-    result = ev.perplexity_llamacpp(llm, ids=ids, window=args.window)
-    gen = llamacpp_generate_tokens_per_s(llm, tokenizer, args.gen)
-    llm.close()
+    result, gen = llamacpp_perplexity_and_speed(gguf, tokenizer, ids, args, threads)
     rows.append({"name": "GGUF Q4_1 (llama.cpp)", "bytes": gguf.stat().st_size, "ppl": result.perplexity, "score": result.tokens_per_s, "gen": f"{gen:.1f}"})
     print(f"  {'GGUF Q4_1 (llama.cpp)':34s} perplexity {result.perplexity:8.3f}  ({time.perf_counter() - started:5.0f} s)")
 
@@ -161,12 +170,9 @@ def gguf_workflow(model, tokenizer, ids, args, threads: int, fp32_ppl: float) ->
     import tempfile
     from pathlib import Path
 
-    from llama_cpp import Llama
-
     from course_utils import evaluation as ev
     from course_utils import export, gguf_convert, quant
     from course_utils.assets import converted_model_dir, smollm2_gguf
-    from course_utils.backends.llamacpp import quiet_stderr
     from course_utils.errors import ModelNotFound
 
     folder = Path(tempfile.mkdtemp(prefix="quant-bench-"))
@@ -193,12 +199,7 @@ def gguf_workflow(model, tokenizer, ids, args, threads: int, fp32_ppl: float) ->
         logprobs, _ = ev.next_token_logprobs_llamacpp(path, kl_ids, n_threads=threads)
         d = ev.divergence(reference, logprobs).row()
         del logprobs
-        with quiet_stderr():
-            llm = Llama(model_path=str(path), n_ctx=args.window, n_batch=args.window, n_ubatch=args.window,
-                        logits_all=True, n_threads=threads, verbose=False)
-        ppl = ev.perplexity_llamacpp(llm, ids=ids, window=args.window)
-        gen = llamacpp_generate_tokens_per_s(llm, tokenizer, args.gen)
-        llm.close()
+        ppl, gen = llamacpp_perplexity_and_speed(path, tokenizer, ids, args, threads)
         types = quant.tensor_types(path)
         rows.append({
             "file": name, "size MB": f"{path.stat().st_size / 1e6:.1f}", "made in s": f"{made[name]:.1f}" if name in made else "-",
