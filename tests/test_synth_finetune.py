@@ -63,6 +63,14 @@ def _examples():
     return [Example(lora_prompt({"passage": passage, "question": q}), a, i) for i, (q, a) in enumerate(pairs)]
 
 
+def test_wilson_interval_always_holds_its_estimate_and_reaches_the_ends_exactly():
+    for n in range(1, 120):
+        for k in range(n + 1):
+            low, high = wilson_interval(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n)
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0  # not a rounding hair inside
+
+
 def test_cached_adapter_trains_once_then_reloads(hf_model, tmp_path):
     base, tokenizer = hf_model
     before = {k: v.clone() for k, v in base.state_dict().items()}

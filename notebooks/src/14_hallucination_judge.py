@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** lesson 07 (retrieval), lesson 09 (log-likelihood scoring, standard errors), lesson 10 (grammar-forced JSON).
 #
-# **Run time:** 2 min 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 1 min 46 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # Everything runs on llama.cpp (the bundled SmolLM2-135M-Instruct, Q4_1): it gives the log-probabilities of every
 # token (section 1–2) and grammar-constrained output (section 3). `FULL = True` uses 500 questions per set, all of
@@ -34,10 +34,10 @@ if "google.colab" in sys.modules:
 BACKEND = "auto"  # unused: log-probabilities and grammars come from llama.cpp, opened by name below
 MODEL = None  # None = the bundled SmolLM2-135M-Instruct; or a .gguf path
 SEED = 0
-N_QUESTIONS = 40  # closed-book questions per set (TriviaQA, Natural Questions)
+N_QUESTIONS = 30  # closed-book questions per set (TriviaQA, Natural Questions)
 N_ARC = 100  # ARC-Easy questions for the calibration study
-N_JUDGED = 12  # questions whose answers the judge grades (two candidates each, plus a padded one)
-N_PAIRS = 12  # pairwise judgements (each in both orders)
+N_JUDGED = 10  # questions whose answers the judge grades (two candidates each, plus a padded one)
+N_PAIRS = 10  # pairwise judgements (each in both orders)
 CONFIDENT = 0.5  # "confident" = the model gives its own answer at least this probability
 FULL = False  # True: 500 questions per set, all 570 ARC-Easy questions, 40 judged questions and pairs
 
