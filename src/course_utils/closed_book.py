@@ -100,14 +100,6 @@ class ScoredAnswer:
         return math.exp(math.fsum(self.logprobs)) if self.finished else 0.0
 
 
-def _log_softmax_at(logits: Any, token: int) -> float:
-    import numpy as np
-
-    row = np.asarray(logits, dtype=np.float64)
-    peak = row.max()
-    return float(row[token] - peak - math.log(np.exp(row - peak).sum()))
-
-
 def answer_with_probability(llm: Any, prompts: Sequence[str], max_tokens: int = 16) -> list[ScoredAnswer]:
     """Greedy answers to completion ``prompts``, each ended by a newline or the end of text.
 
@@ -118,6 +110,8 @@ def answer_with_probability(llm: Any, prompts: Sequence[str], max_tokens: int = 
     scorer of lesson 09 adds up.
     """
     import numpy as np
+
+    from .evaluation.divergence import log_softmax
 
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InvalidOption(f"max_tokens must be a whole number >= 1, got {max_tokens!r}", fix="pass e.g. max_tokens=16")
@@ -143,7 +137,7 @@ def answer_with_probability(llm: Any, prompts: Sequence[str], max_tokens: int = 
         for _ in range(max_tokens):
             logits = llm.scores[llm.n_tokens - 1]
             token = int(np.argmax(logits))
-            logprobs.append(_log_softmax_at(logits, token))
+            logprobs.append(float(log_softmax(logits)[token]))  # lesson 05's stable log-softmax
             piece = llm.detokenize([token]).decode("utf-8", errors="ignore")
             if token == eos or "\n" in piece:
                 finished = True
