@@ -3,11 +3,21 @@
 #
 #   bash tools/install.sh [VENV_DIR]   # default .venv; creates it if needed
 #   bash tools/install.sh --system     # into the current Python (Colab)
+#   bash tools/install.sh --crewai     # optional: crewai in a venv of its own, .venv-crewai (benchmarks/crewai_team.py)
 #
 # Order matters: torch==2.13.0 (CPU build) goes in first, exactly pinned. If anything asked for a
 # looser torch before that, pip would pick the newest CUDA build (several GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--crewai" ]]; then
+  # crewai pins openai<3 and pydantic<2.13, older than the course's: it gets an environment of its own, which
+  # benchmarks/crewai_team.py drives from the outside (benchmarks/_crewai_driver.py runs in it).
+  [[ -x .venv-crewai/bin/python ]] || python3 -m venv .venv-crewai
+  .venv-crewai/bin/python -m pip install --disable-pip-version-check -q "crewai==1.15.30"
+  echo ">> done: $(.venv-crewai/bin/python -c 'import crewai; print("crewai", crewai.__version__)') in .venv-crewai"
+  exit 0
+fi
 
 if [[ "${1:-}" == "--system" ]]; then
   PY=python3

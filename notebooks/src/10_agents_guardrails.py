@@ -477,14 +477,21 @@ display(Markdown(
 # when the roles have something the worker lacks: a bigger planner, a critic with a check it can run (a test, a
 # unit conversion, section 8's grounding check), or tools the worker does not have.
 #
-# **crewai**, the framework the course notes name for this pattern, is not used here, and the reason is a
-# dependency conflict, not the idea: crewai 1.15.30 (the version pip picks for this environment) requires
-# `openai<3`, `pydantic<2.13` and `regex~=2026.1.15`, and `pip install --dry-run crewai` in the course's environment
-# would downgrade openai 3.57.0 → 2.54.0 (which `langchain-openai` and the course's OpenAI backend use), pydantic
-# 2.14.4 → 2.12.5 and regex, and pull in lancedb, kubernetes and an OpenTelemetry exporter. The course keeps one
-# environment that every lesson shares, so it stays out. In an environment of its own, crewai's `LLM(model=
-# "openai/smollm2", base_url=server.base_url, api_key="sk-local")` points its agents at the same local server as
-# section 6 (with `CREWAI_DISABLE_TELEMETRY=true` and `OTEL_SDK_DISABLED=true` so nothing is sent out).
+# **crewai**, the framework the course notes name for this pattern, is not run in this lesson, for two reasons.
+# The first is a dependency conflict, not the idea: crewai 1.15.30 requires `openai<3`, `pydantic<2.13` and
+# `regex~=2026.1.15`, and `pip install --dry-run crewai` in the course's environment would downgrade openai 3.57.0 →
+# 2.54.0 (which `langchain-openai` and the course's OpenAI backend use), pydantic 2.14.4 → 2.12.5 and regex, and pull
+# in lancedb, kubernetes and an OpenTelemetry exporter. The course keeps one environment that every lesson shares.
+# In an environment of its own (`bash tools/install.sh --crewai` makes `.venv-crewai`) it installs and runs offline:
+# its `LLM(model="openai/smollm2", base_url=server.base_url, api_key="sk-local")` talks to a local server (with
+# `CREWAI_DISABLE_TELEMETRY=true` and `OTEL_SDK_DISABLED=true` nothing is sent out). The second reason is time:
+# crewai's agents send OpenAI-style tool calls and long role prompts, and each task costs several model calls, more
+# than this lesson's two-minute budget allows for a fair sample. So `benchmarks/crewai_team.py` measures it instead:
+# a crewai agent and a crewai planner → worker → critic crew beside this section's single agent and `Team`, on the
+# same held-out tasks, the same adapted GGUF file and the same three tools (crewai's tools call the course's own
+# through a loopback server). It needs llama.cpp's own `llama-server` (`tools/build_llama_server.sh`) started with
+# `--jinja`: llama-cpp-python's server answers crewai's first call but rejects the conversation crewai sends after a
+# tool call (HTTP 500), so every task that uses a tool would end in an error there.
 #
 # ## 6. The same agent through LangChain and a local server
 #
@@ -768,8 +775,8 @@ store_dir.cleanup()
 #   grammar that forbids it puts the model off its training distribution). Tasks of a new kind need a bigger model
 #   (`COURSE_MODEL`).
 # - A planner → worker → critic team is only as good as the model in each role: section 5 measures it against the
-#   single agent on the same tasks. crewai is not installed: its pins (openai < 3, pydantic < 2.13) conflict with
-#   the course's environment.
+#   single agent on the same tasks. crewai runs in an environment of its own (its pins, openai < 3 and pydantic <
+#   2.13, conflict with the course's); `benchmarks/crewai_team.py` measures it beside the course's agent and team.
 # - The ReAct loop runs a bounded number of steps; unknown tools, broken JSON, bad arguments, tool errors and the
 #   step limit appear in the trace and go back to the model as observations: nothing crashes or hangs.
 # - Tools must be safe on their own: `ast` instead of `eval`; model-written code only in a sandboxed subprocess
