@@ -108,6 +108,8 @@ def second_corpus(folder: str) -> None:
     chunks = rag.chunk_documents(docs, "sentences", size=800)
     started = time.perf_counter()
     store = rag.VectorStore(os.path.join(folder, "python-docs"), "python-docs", Embedder())
+    open_s = time.perf_counter() - started  # loading MiniLM and opening Chroma, outside the index time as for plain Chroma
+    started = time.perf_counter()
     store.add(chunks, batch_size=256)
     index_s = time.perf_counter() - started
     bm25 = rag.BM25Retriever(chunks)
@@ -121,7 +123,8 @@ def second_corpus(folder: str) -> None:
     rows.append(quality_row("plain Chroma + MiniLM, fixed 800-char chunks", plain, relevant))
     table(rows, f"5. A second corpus: the Python {sys.version.split()[0]} reference ({len(docs):,} documents, "
                 f"{len(chunks):,} sentence chunks), {len(queries)} hand-written questions (any listed answer counts)")
-    print(f"indexing: course store {index_s:.1f} s, plain Chroma {plain_index_s:.1f} s; "
+    print(f"indexing (the add calls only; the course store took {open_s:.1f} s more to load MiniLM and open Chroma): "
+          f"course store {index_s:.1f} s for {len(chunks):,} chunks, plain Chroma {plain_index_s:.1f} s for its fixed chunks; "
           f"targets recall@5 >= 0.95 and MRR@10 >= 0.85 on this corpus")
     store.close()
 
