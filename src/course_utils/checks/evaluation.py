@@ -103,7 +103,7 @@ def check_acc_norm(acc_norm_pick: Callable[..., Any]) -> Verdict:
                 return f"{where}: {message}"
         return where
 
-    return run_check("acc_norm", test, acc_norm_pick, hint=f"{LESSON}, section 3: what acc_norm divides the log-probability by",
+    return run_check("acc_norm", test, acc_norm_pick, hint=f"{LESSON}, section 2 (acc_norm from scratch) and section 3 (the same answers as lm-evaluation-harness): what acc_norm divides by",
                      more="per_char = [lp / len(c) for lp, c in zip(logprobs, choices)]; the index of the largest, the first on a tie")
 
 
@@ -379,7 +379,7 @@ def check_winogrande_partial(partial: Callable[[str, str, str], Any], n_real: in
             return f"{where} the continuation should be {want[1]!r}, got {got[1]!r}"
         return True
 
-    return run_check("WinoGrande partial scoring", test, partial, hint=f"{LESSON}, section 5: what is scored in WinoGrande's partial scoring",
+    return run_check("WinoGrande partial scoring", test, partial, hint=f"{LESSON}, section 1's table: in partial scoring the option goes into the context; look at the spaces on both sides of the blank",
                      more="i = sentence.index('_'); contexts = sentence[:i] + option; continuation = ' ' + sentence[i + 1:].strip()")
 
 
@@ -441,5 +441,5 @@ def check_score_item(score_item: Callable[..., Any], model: Any, tokenizer: Any)
                 return f"{where}: compare your token ids for the continuation with encode(context + choice)[len(ctx):]"
         return True
 
-    return run_check("score one item", test, score_item, hint=f"{LESSON}, section 3 scores a choice with choice_logprob: read which logits score which token",
+    return run_check("score one item", test, score_item, hint=f"{LESSON}, section 2 scores a choice with choice_logprob: read which logits score which token",
                      more="logits at positions len(ctx)-1 ... len(ctx)+len(cont)-2 predict the continuation tokens; sum their log_softmax values")
