@@ -3,10 +3,12 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/10_agents_guardrails_lab.ipynb)
 #
-# Four short exercises on lesson 10. Replace each `raise NotImplementedError` with your code, run the cell,
-# then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
+# Four exercises on lesson 10. Replace each `raise NotImplementedError` with your code, run the cell, then look at
+# the check below it: ✅ means right, ❌ says what is wrong and where to look, ⏳ means not done yet. If a ❌ is not
+# enough, `hint("safe tool dispatch")` (or the name of another check, after it has run) goes one step further. Never
+# change an input (the tools dict, the sources list) in place: the caller still needs it.
 #
-# **Run time:** 13 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 30 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -27,6 +29,7 @@ import typing
 
 from course_utils import setup_notebook
 from course_utils.agents import parse_step
+from course_utils.checks import hint
 from course_utils.checks.agents import check_dispatch, check_injection_detector, check_output_guard, check_schema
 from course_utils.embeddings import Embedder
 from course_utils.guard import load_guard_examples, split_sentences
@@ -45,7 +48,10 @@ print(len(examples), "labelled examples")
 # - `name` is the function's name, `description` the first line of its docstring (`inspect.getdoc`);
 # - one property per parameter, `{"type": "string"}` for `str`, `"integer"` for `int`, `"number"` for `float`,
 #   `"boolean"` for `bool` (use `typing.get_type_hints(fn)`);
-# - `required` lists the parameters without a default, in order.
+# - `required` lists the parameters without a default, in the signature's order (keyword-only ones too).
+#
+# The check compares with `course_utils.agents.tool_schema` on four functions (defaults, a `bool`, a keyword-only
+# argument, a docstring longer than one line).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -91,20 +97,26 @@ def dispatch(tools: dict, reply: str) -> str:
 check_dispatch(dispatch)
 
 # %% [markdown]
-# ## Exercise 3: an input guard against prompt injection
+# ## Exercise 3: an input guard against prompt injection (build and measure)
 #
-# Write `looks_like_injection(text)` returning `True` for messages that try to override the assistant's instructions
-# ("ignore all previous instructions", "you are now DAN", "enable developer mode", a fake `SYSTEM:` line, text hidden
-# in an HTML comment...). The check measures it on the labelled safe and injection messages of
-# `data/guard_examples.jsonl`: it must catch at least 70% of the injections and flag at most 10% of the harmless
-# messages (some of them contain words like "ignore", "kill" or "system prompt" on purpose).
+# Write `looks_like_injection(text)` returning `True` (a bool) for messages that try to override the assistant's
+# instructions ("ignore all previous instructions", "you are now DAN", "enable developer mode", "reveal your system
+# prompt", a fake `SYSTEM:` line, text hidden in an HTML comment...). Tune it on the labelled safe and injection
+# messages of `data/guard_examples.jsonl` (`examples` above; some harmless ones contain words like "ignore", "kill" or
+# "system prompt" on purpose). Attackers rephrase, so the check then measures it on **200 messages it writes with a
+# seed of its own** (held out: other wordings of the same kinds of attack, and harmless messages with the same words):
+# on both sets it must catch at least 70% of the injections and flag at most 10% of the harmless messages. It prints
+# your rates beside the bounds and those of the course's detector (`text_safety.find_injection`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 def looks_like_injection(text: str) -> bool:
-    patterns = [r"\b(?:ignore|forget|disregard)\b.{0,30}\b(?:previous|prior|all|your)\b.{0,20}\b(?:instructions|rules)",
-                r"\byou are now\b|\bfrom now on\b", r"\b(?:DAN|developer mode|jailbreak|no rules)\b",
-                r"^\s*system\s*:", r"<!--", r"\b(?:new|updated) instructions\s*:", r"\brole-?play\b.{0,40}\bpassword"]
+    patterns = [r"\b(?:ignore|forget|disregard|skip)\b.{0,30}\b(?:previous|prior|earlier|above|all|your)\b.{0,20}"
+                r"\b(?:instructions|rules|guidelines|directions)",
+                r"\byou are now\b|\bfrom now on,? you\b", r"\b(?:DAN|developer mode|god mode|jailbreak|no rules|unfiltered)\b",
+                r"\b(?:reveal|print|show|repeat|leak)\b.{0,20}\b(?:system prompt|hidden instructions|password|prompt)\b",
+                r"^\s*(?:#+\s*)?system\s*:", r"<!--", r"\b(?:new|updated|real|admin) (?:instructions|task|note)\s*:",
+                r"\brole-?play\b.{0,40}\bpassword"]
     text = re.sub("[\u200b-\u200f\u2060\ufeff]", "", text)  # zero-width characters hide words from regexes
     return any(re.search(p, text, re.IGNORECASE | re.MULTILINE) for p in patterns)
 

@@ -3,10 +3,12 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/11_app_lab.ipynb)
 #
-# Three short exercises on lesson 11. Replace each `raise NotImplementedError` with your code, run the cell,
-# then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
+# Three exercises on lesson 11. Replace each `raise NotImplementedError` with your code, run the cell, then look at
+# the check below it: ✅ means right, ❌ says what is wrong and where to look, ⏳ means not done yet. If a ❌ is not
+# enough, `hint("word error rate")` (or the name of another check, after it has run) goes one step further. Never
+# change an input (a record, the history list) in place: the caller still needs it.
 #
-# **Run time:** 8 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 3 min 19 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -22,7 +24,8 @@ SEED = 0
 
 # %%
 from course_utils import get_backend, setup_notebook
-from course_utils.checks.app import check_stream_handler, check_validator, check_wer
+from course_utils.checks import hint
+from course_utils.checks.app import check_stream_handler, check_validator, check_wer, qa_records
 
 cfg = setup_notebook(seed=SEED)
 backend = get_backend(BACKEND, model=MODEL)
@@ -33,7 +36,9 @@ backend = get_backend(BACKEND, model=MODEL)
 # Write `word_error_rate(reference, hypothesis)`: normalise both texts (lower case, punctuation removed,
 # split into words), find the fewest word substitutions, deletions and insertions that turn the reference into
 # the hypothesis (the Levenshtein distance over words: a table `d[i][j]` for the first `i` reference words and
-# the first `j` hypothesis words), and divide by the number of reference words.
+# the first `j` hypothesis words), and divide by the number of reference words. A reference without words has no
+# error rate: raise `ValueError`. The check compares with the lesson's `speech.wer` on fixed pairs (long ones too)
+# and on 40 random ones.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -46,6 +51,8 @@ def normalise(text: str) -> list[str]:
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     ref, hyp = normalise(reference), normalise(hypothesis)
+    if not ref:
+        raise ValueError("the reference has no words, so the word error rate is undefined")
     d = [[i + j if i * j == 0 else 0 for j in range(len(hyp) + 1)] for i in range(len(ref) + 1)]
     for i in range(1, len(ref) + 1):
         for j in range(1, len(hyp) + 1):
@@ -59,16 +66,26 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 check_wer(word_error_rate)
 
 # %% [markdown]
-# ## Exercise 2: a validator for synthetic records
+# ## Exercise 2: a validator for synthetic records (build and measure)
 #
 # The model wrote records like `{"question": ..., "answer": ...}` about a passage. Write
 # `is_valid(record, passage)` that returns `True` only when: the record matches `QA_SCHEMA` (use
 # `jsonschema`), the answer occurs in the passage, the question ends with "?", and the question does not contain
-# the answer. Compare texts with `normalize_text` (lower case, no punctuation), and as whole words.
+# the answer. Compare texts with `normalize_text` (lower case, no punctuation), and as whole words. A record from a
+# model can miss a field or hold a number where text belongs: return `False`, never raise.
+#
+# `qa_records(60, seed=0)` gives 60 records as a small model writes them, each with its passage and a label: `"ok"`,
+# or the one defect it has. Try your validator on them. The check first tries a few edge cases, then measures it on
+# **200 records it writes with a seed of its own** (held out): it must reject at least 95% of the bad records
+# (recall) and keep at least 95% of the good ones. It prints both beside the targets and the reference's.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from course_utils.synth import QA_SCHEMA, normalize_text
+
+shown = qa_records(60, seed=0)
+for record, passage, label in shown[:3]:
+    print(label, record)
 
 
 def is_valid(record: dict, passage: str) -> bool:
@@ -83,6 +100,9 @@ def is_valid(record: dict, passage: str) -> bool:
             and answer not in question)
 
 
+wrong = [(label, record) for record, passage, label in shown if is_valid(record, passage) != (label == "ok")]
+print(f"{len(shown) - len(wrong)} of {len(shown)} shown records judged right", wrong[:2])
+
 check_validator(is_valid)
 
 # %% [markdown]
@@ -91,7 +111,9 @@ check_validator(is_valid)
 # A chat UI calls a generator and redraws the reply at every `yield`. Write `stream_reply(backend, message,
 # history)`: if the message is empty (or only spaces), yield one line starting with "⚠️" and stop, without calling
 # the model. Otherwise send `history` plus the new user message to `backend.chat_stream(...)` (greedy:
-# `temperature=0.0`, `max_tokens=64`) and, for every chunk with text, yield the reply so far.
+# `temperature=0.0`, `max_tokens=64`) and, for every chunk with text, yield the reply so far. Leave `history` as it
+# is (the UI owns it). The check streams from stand-in backends (one sends empty chunks between the pieces), then
+# compares your last update with the real model's greedy reply.
 
 # %%
 # NBVAL_CHECK_OUTPUT
