@@ -1,4 +1,5 @@
-"""Checks for lab 08 (LoRA): the forward pass, parameter counting, merging, SFT labels, q/k permutation.
+"""Checks for lab 08 (LoRA): the forward pass, parameter counting, merging, SFT labels, q/k permutation,
+and an adapter the learner trains, measured on date prompts the check writes (:func:`heldout_dates`).
 
 Each ``check_*`` runs the learner's function on fixed inputs and compares with a reference computed
 here independently (plain tensor formulas, the real model, the bundled GGUF file). Common mistakes
