@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 
 from course_utils import rag
-from course_utils.bm25 import BM25
-from course_utils.checks import rag as checks
 from course_utils.embeddings import Embedder
 from course_utils.errors import DataError, InvalidOption
 
@@ -428,21 +426,6 @@ def test_yes_no_parsing_and_prompt():
     m = rag.yes_no_messages("is water wet", ["Water is a liquid."])
     assert m[0]["content"].startswith("Read the passage") and "Question: is water wet?" in m[0]["content"]
     assert "Passage" not in rag.yes_no_messages("is water wet")[0]["content"]
-
-
-# ----------------------------------------------------------------------------- lab checks
-def test_lab_checks_pass_the_reference_and_catch_mistakes():
-    assert checks.check_fixed_chunks(checks.reference_fixed_chunks).passed
-    assert checks.check_fixed_chunks(lambda text, size, overlap: [text[i:i + size] for i in range(0, len(text), size)]).status == "failed"
-    assert checks.check_fixed_chunks(None).status == "not done"
-    assert checks.check_recall_mrr(rag.recall_at_k, rag.mrr).passed
-    assert checks.check_recall_mrr(lambda r, rel, k: 1.0, rag.mrr).status == "failed"
-    assert checks.check_rrf(lambda rankings, k=60: rag.reciprocal_rank_fusion(rankings, k)).passed
-    assert checks.check_injection_filter(lambda text: bool(rag.find_injection(text))).passed
-    assert checks.check_injection_filter(lambda text: True).status == "failed"
-    assert checks.check_citations(lambda text, n: rag.parse_citations(text, n)[0]).passed
-    assert checks.check_bm25(lambda q, docs: BM25(docs).scores(q)).passed
-    assert checks.check_bm25(lambda q, docs: BM25(docs, b=0.0).scores(q)).status == "failed"
 
 
 # ----------------------------------------------------------------------------- the stronger injection defence
