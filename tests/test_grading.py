@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAB = "01_tokens_lab"
 STUDENT = ROOT / "labs" / f"{LAB}.ipynb"
 SOLUTION = ROOT / "labs" / "solutions" / f"{LAB}.ipynb"
-FUNCTIONS = ["to_bytes", "count_pairs", "merge_pair", "train_bpe", "prompt_tokens"]  # the lab's exercises, in order
-CHECKS = ["check_byte_encoding", "check_get_stats", "check_merge", "check_train", "check_token_count"]
+FUNCTIONS = ["to_bytes", "count_pairs", "merge_pair", "train_bpe", "prompt_tokens", "encode", "build_tokenizer"]  # the lab's exercises, in order
+CHECKS = ["check_byte_encoding", "check_get_stats", "check_merge", "check_train", "check_token_count", "check_encode", "check_compression"]
 
 
 def load(path: Path):
@@ -213,7 +213,7 @@ def test_the_summary_counts_per_learner_and_per_exercise(graded, exercises):
 def test_invalid_json_is_reported_and_its_exercises_are_missing(graded, exercises):
     bad = graded["truncated"]
     assert bad.lab == LAB  # from the file name: nothing else can be read
-    assert [r.exercise for r in bad.rows] == exercises and statuses(bad) == [MISSING] * 5
+    assert [r.exercise for r in bad.rows] == exercises and statuses(bad) == [MISSING] * len(exercises)
     assert "NotJSONError" in bad.error
 
 
@@ -257,7 +257,7 @@ def test_a_notebook_that_is_no_lab_is_reported_without_rows(graded):
 def test_the_executed_graded_notebooks_are_kept(graded):
     kept = load(graded["_folder"] / "kept" / "solution.graded.ipynb")
     shown = [o.get("data", {}).get("text/plain", "") for c in kept.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert sum("[course grade] ✅" in text for text in shown) == 5
+    assert sum("[course grade] ✅" in text for text in shown) == len(CHECKS)
 
 
 def test_the_learners_code_cannot_reach_the_network(graded, listener):
@@ -347,7 +347,7 @@ def test_the_labs_own_checks_run_after_what_they_need():
 def test_a_notebook_of_another_lab_is_not_run_as_this_one(tmp_path, exercises):
     other = save(load(ROOT / "labs" / "00_setup_lab.ipynb"), tmp_path / f"{LAB}.ipynb")
     (result,) = grade([other], lab="01", log=None)
-    assert result.lab == LAB and statuses(result) == [MISSING] * 5 and [r.exercise for r in result.rows] == exercises
+    assert result.lab == LAB and statuses(result) == [MISSING] * len(exercises) and [r.exercise for r in result.rows] == exercises
     assert "Lab 00" in result.error and all("00_setup_lab" in r.message for r in result.rows)
 
 
