@@ -81,7 +81,7 @@ def check_byte_encoding(fn: Callable[[str], list[int]]) -> Verdict:
             return f"to_bytes({text!r}) returned {got[:12]} but should be {want[:12]}"
         return True
 
-    return run_check("text to bytes", test, fn, hint="str.encode turns text into bytes: which encoding do byte-level tokenizers use?",
+    return run_check("text to bytes", test, fn, hint="str.encode turns text into bytes; byte-level tokenizers read one particular encoding of the text",
                      more="list(text.encode('utf-8')) gives ints 0..255")
 
 
@@ -146,7 +146,7 @@ def check_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> V
             return shown
         return True
 
-    return run_check("merge a pair", test, fn, hint="walk through the list with an index and look at ids[i], ids[i + 1]; what happens to i after a match?",
+    return run_check("merge a pair", test, fn, hint="walk through the list with an index and look at ids[i], ids[i + 1]; think about where i goes after a match",
                      more="when ids[i], ids[i+1] == pair append new_id and i += 2, else append ids[i] and i += 1; stop when i reaches len(ids)")
 
 

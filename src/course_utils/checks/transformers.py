@@ -87,7 +87,7 @@ def check_softmax(softmax: Callable[[Any], Any]) -> Verdict:
             return "a score of -inf (a masked position) must get probability 0 and leave the others a valid softmax"
         return True
 
-    return run_check("softmax", test, softmax, hint="exp of large scores overflows; which constant can you subtract without changing the result?",
+    return run_check("softmax", test, softmax, hint="exp of large scores overflows; subtracting the same constant from every score of a row does not change the result",
                      more="shifted = x - x.max(dim=-1, keepdim=True).values; e = exp(shifted); e / e.sum(dim=-1, keepdim=True)")
 
 
@@ -119,7 +119,7 @@ def check_causal_mask(causal_mask: Callable[[int], Any]) -> Verdict:
             return f"causal_mask({n}) should be True on and below the diagonal, got\n{got.int()}"
         return True
 
-    return run_check("causal mask", test, causal_mask, hint="row i is a query, column j a key: which keys may a query see?",
+    return run_check("causal mask", test, causal_mask, hint="row i is a query, column j a key: a query may see itself and the keys before it",
                      more="torch.ones(n, n, dtype=torch.bool).tril(), or torch.arange(n)[:, None] >= torch.arange(n)[None, :]")
 
 
@@ -249,7 +249,7 @@ def check_greedy_step(greedy_next_token: Callable[[Any, list[int]], Any], model:
             return shown
         return True
 
-    return run_check("one greedy step", test, greedy_next_token, hint="the model scores every position; which position predicts the next token?",
+    return run_check("one greedy step", test, greedy_next_token, hint="the model scores every position; the prediction for the next token sits at one of them",
                      more="logits = model(input_ids=torch.tensor([ids])).logits; int(logits[0, -1].argmax())")
 
 
@@ -382,6 +382,6 @@ def check_cached_generation(generate: Callable[..., Any], model: Any, tokenizer:
         return f"{report}: every step runs the whole sequence again; keep the cache the model returns and feed only the newest token"
 
     return run_check("greedy decoding with a KV cache", test, generate,
-                     hint="the model returns past_key_values: what must it see at the next step, and what does it already hold?",
+                     hint="the model returns past_key_values: at the next step it needs only what it does not hold yet",
                      more="out = model(input_ids=..., past_key_values=past, use_cache=True); past = out.past_key_values; "
                           "the first call feeds the prompt, each later call torch.tensor([[token]])")
