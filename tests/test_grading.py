@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAB = "01_tokens_lab"
 STUDENT = ROOT / "labs" / f"{LAB}.ipynb"
 SOLUTION = ROOT / "labs" / "solutions" / f"{LAB}.ipynb"
-FUNCTIONS = ["to_bytes", "count_pairs", "merge_pair", "train_bpe", "prompt_tokens"]  # the lab's exercises, in order
-CHECKS = ["check_byte_encoding", "check_get_stats", "check_merge", "check_train", "check_token_count"]
+FUNCTIONS = ["to_bytes", "count_pairs", "merge_pair", "train_bpe", "prompt_tokens", "encode", "build_tokenizer"]  # the lab's exercises, in order
+CHECKS = ["check_byte_encoding", "check_get_stats", "check_merge", "check_train", "check_token_count", "check_encode", "check_compression"]
 
 
 def load(path: Path):
@@ -173,8 +173,8 @@ def graded(tmp_path_factory, listener):
 def test_the_solution_passes_every_check_and_the_student_version_none(graded, exercises):
     solution, student = graded["solution"], graded["student"]
     assert [r.exercise for r in solution.rows] == exercises == [r.exercise for r in student.rows]
-    assert statuses(solution) == [PASSED] * 5, solution.rows
-    assert statuses(student) == [NOT_DONE] * 5, student.rows
+    assert statuses(solution) == [PASSED] * len(CHECKS), solution.rows
+    assert statuses(student) == [NOT_DONE] * len(CHECKS), student.rows
     assert solution.lab == student.lab == LAB and not solution.error and not solution.notes
     assert all("replace the TODO" in r.message for r in student.rows)
 
@@ -189,9 +189,9 @@ def test_csv_has_a_row_per_exercise_and_one_per_notebook_with_problems(graded, e
     for row in rows:
         by_file.setdefault(Path(row["learner_file"]).stem, []).append(row)
     assert [(r["lab"], r["exercise"], r["status"]) for r in by_file["solution"]] == [(LAB, e, "passed") for e in exercises]
-    assert [r["status"] for r in by_file["student"]] == ["not done"] * 5
+    assert [r["status"] for r in by_file["student"]] == ["not done"] * len(CHECKS)
     truncated = by_file[f"{LAB}-truncated"]
-    assert [r["status"] for r in truncated] == ["missing"] * 5 + ["error"] and truncated[-1]["exercise"] == NOTEBOOK
+    assert [r["status"] for r in truncated] == ["missing"] * len(CHECKS) + ["error"] and truncated[-1]["exercise"] == NOTEBOOK
     assert "not a readable notebook" in truncated[-1]["message"]
     assert by_file["moved"][-1]["exercise"] == NOTEBOOK and "ZeroDivisionError" in by_file["moved"][-1]["message"]
     assert [(r["lab"], r["exercise"], r["status"]) for r in by_file["lesson"]] == [("?", NOTEBOOK, "error")]
@@ -201,9 +201,10 @@ def test_csv_has_a_row_per_exercise_and_one_per_notebook_with_problems(graded, e
 def test_the_summary_counts_per_learner_and_per_exercise(graded, exercises):
     table = summary(graded["_all"])
     lines = table.splitlines()
-    assert re.search(r"solution\.ipynb\s+01_tokens_lab\s+5/5", table) and re.search(r"student\.ipynb\s+01_tokens_lab\s+0/5", table)
-    assert re.search(r"hooked\.ipynb\s+01_tokens_lab\s+0/5  5 verdict\(s\) tampered with", table), table
-    assert re.search(r"student\.ipynb\s+01_tokens_lab\s+0/5\s*$", table, re.MULTILINE), table  # no problems: none shown
+    n = len(CHECKS)
+    assert re.search(rf"solution\.ipynb\s+01_tokens_lab\s+{n}/{n}", table) and re.search(rf"student\.ipynb\s+01_tokens_lab\s+0/{n}", table)
+    assert re.search(rf"hooked\.ipynb\s+01_tokens_lab\s+0/{n}  {n} verdict\(s\) tampered with", table), table
+    assert re.search(rf"student\.ipynb\s+01_tokens_lab\s+0/{n}\s*$", table, re.MULTILINE), table  # no problems: none shown
     lab_results = [g for g in graded["_all"] if g.lab == LAB and g.rows]
     for exercise in exercises:
         passed = sum(r.status == PASSED for g in lab_results for r in g.rows if r.exercise == exercise)
@@ -213,13 +214,13 @@ def test_the_summary_counts_per_learner_and_per_exercise(graded, exercises):
 def test_invalid_json_is_reported_and_its_exercises_are_missing(graded, exercises):
     bad = graded["truncated"]
     assert bad.lab == LAB  # from the file name: nothing else can be read
-    assert [r.exercise for r in bad.rows] == exercises and statuses(bad) == [MISSING] * 5
+    assert [r.exercise for r in bad.rows] == exercises and statuses(bad) == [MISSING] * len(exercises)
     assert "NotJSONError" in bad.error
 
 
 def test_cells_that_raise_or_are_reordered_leave_the_verdicts_alone(graded):
     result = graded["moved"]
-    assert statuses(result) == [PASSED] * 5, result.rows  # train_bpe's check waits for the helpers it uses
+    assert statuses(result) == [PASSED] * len(CHECKS), result.rows  # train_bpe's check waits for the helpers it uses
     assert any("raised ZeroDivisionError" in note for note in result.notes), result.notes
 
 
@@ -243,7 +244,7 @@ def test_faked_verdicts_do_not_count(graded):
 
 def test_hooks_that_answer_for_the_grader_do_not_count(graded):
     result = graded["hooked"]
-    assert statuses(result) == [TAMPERED] * 5, result.rows
+    assert statuses(result) == [TAMPERED] * len(CHECKS), result.rows
     disguised, plain = result.rows[:2], result.rows[2:]
     assert all("sent 2 verdicts, not 1" in r.message for r in disguised), disguised  # its origin looked like IPython
     assert all("registered IPython hooks" in r.message for r in plain), plain  # a callback of the notebook's own
@@ -257,7 +258,7 @@ def test_a_notebook_that_is_no_lab_is_reported_without_rows(graded):
 def test_the_executed_graded_notebooks_are_kept(graded):
     kept = load(graded["_folder"] / "kept" / "solution.graded.ipynb")
     shown = [o.get("data", {}).get("text/plain", "") for c in kept.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert sum("[course grade] ✅" in text for text in shown) == 5
+    assert sum("[course grade] ✅" in text for text in shown) == len(CHECKS)
 
 
 def test_the_learners_code_cannot_reach_the_network(graded, listener):
@@ -296,8 +297,8 @@ def test_infinite_loops_are_cut_short_and_the_run_goes_on(tmp_path):
     assert statuses(first)[:3] == [PASSED] * 3, first.rows  # the first loop was interrupted: the cells after it ran
     assert any("ran past the cell time limit (30 s)" in note for note in first.notes), first.notes
     assert "time limit (120 s)" in first.error
-    assert statuses(first)[3:] == [MISSING] * 2 and all("time limit (120 s)" in r.message for r in first.rows[3:])
-    assert statuses(second) == [MISSING] * 5  # the next submission was still graded
+    assert statuses(first)[3:] == [MISSING] * (len(CHECKS) - 3) and all("time limit (120 s)" in r.message for r in first.rows[3:])
+    assert statuses(second) == [MISSING] * len(CHECKS)  # the next submission was still graded
     assert _processes_named("grade-loop-test") == []  # the kernel stuck in the loop was killed
 
 
@@ -347,7 +348,7 @@ def test_the_labs_own_checks_run_after_what_they_need():
 def test_a_notebook_of_another_lab_is_not_run_as_this_one(tmp_path, exercises):
     other = save(load(ROOT / "labs" / "00_setup_lab.ipynb"), tmp_path / f"{LAB}.ipynb")
     (result,) = grade([other], lab="01", log=None)
-    assert result.lab == LAB and statuses(result) == [MISSING] * 5 and [r.exercise for r in result.rows] == exercises
+    assert result.lab == LAB and statuses(result) == [MISSING] * len(exercises) and [r.exercise for r in result.rows] == exercises
     assert "Lab 00" in result.error and all("00_setup_lab" in r.message for r in result.rows)
 
 

@@ -1,4 +1,4 @@
-"""course_utils.tokenizer: our byte-level BPE, trained here and loaded from real vocabularies."""
+"""course_utils.tokenizer: our byte-level BPE, trained here and loaded from real vocabularies (lab 01's checks: tests/test_checks_tokens.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from itertools import pairwise
 import pytest
 
 from course_utils import tokenizer as bpe
-from course_utils.checks import tokens as checks
 from course_utils.errors import CourseError, DataError, InvalidOption
 
 TEXTS = {
@@ -277,41 +276,3 @@ def test_count_tokens_and_compression_ratio(hf_tokenizer):
     assert bpe.compression_ratio(bpe.cl100k_base(), "Hello world, tokenization!") == pytest.approx(26 / 6)
     with pytest.raises(DataError):
         bpe.compression_ratio(bpe.cl100k_base(), "")
-
-
-# ----------------------------------------------------------------------------- lab checks
-def test_checks_pass_with_reference_answers():
-    def train_bpe(text, num_merges):
-        return bpe.train(text, 256 + num_merges).merges
-
-    def counts(text):
-        return {"SmolLM2": len(bpe.smollm2().encode(text)), "cl100k_base": len(bpe.cl100k_tiktoken().encode(text))}
-
-    assert checks.check_byte_encoding(bpe.text_to_bytes).passed
-    assert checks.check_get_stats(bpe.get_stats).passed
-    assert checks.check_merge(bpe.merge).passed
-    assert checks.check_train(train_bpe).passed
-    assert checks.check_token_count(counts).passed
-
-
-def test_checks_catch_wrong_answers():
-    def todo(*args):
-        raise NotImplementedError
-
-    assert checks.check_merge(todo).status == "not done"
-    assert checks.check_byte_encoding(lambda t: [ord(c) for c in t]).status == "failed"
-    assert checks.check_get_stats(lambda ids: {}).status == "failed"
-    assert checks.check_merge(lambda ids, pair, new: [new if x == pair[0] else x for x in ids]).status == "failed"
-    no_split = checks.check_train(lambda text, n: naive_nosplit(text, n))
-    assert no_split.status == "failed" and "split_text" in no_split.message
-    assert checks.check_token_count(lambda t: {"SmolLM2": len(t), "cl100k_base": len(t)}).status == "failed"
-
-
-def naive_nosplit(text: str, num_merges: int) -> dict:
-    ids, merges = list(text.encode("utf-8")), {}
-    for new_id in range(256, 256 + num_merges):
-        stats = bpe.get_stats(ids)
-        pair = max(stats, key=stats.get)
-        merges[pair] = new_id
-        ids = bpe.merge(ids, pair, new_id)
-    return merges

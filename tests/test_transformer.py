@@ -1,4 +1,4 @@
-"""course_utils.transformer and the lab 02 checks, against PyTorch and the real SmolLM2."""
+"""course_utils.transformer against PyTorch and the real SmolLM2 (lab 02's checks: tests/test_checks_transformers.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.backends import GenerationOptions
-from course_utils.checks import transformers as checks
 from course_utils.errors import InvalidOption
 from course_utils.transformer import (
     attention_maps,
@@ -199,73 +198,3 @@ def test_hand_loop_stops_at_eos(hf_model):
     first = generate_greedy(model, ids, 1).ids[0]
     run = generate_greedy(model, ids, 5, eos_token_id=first)
     assert run.ids == [first]
-
-
-# ----------------------------------------------------------------------------- lab checks
-def test_checks_not_done_for_todo(hf_model):
-    model, tokenizer = hf_model
-
-    def todo(*args):
-        raise NotImplementedError
-
-    assert checks.check_softmax(todo).status == "not done"
-    assert checks.check_causal_mask(todo).status == "not done"
-    assert checks.check_attention(todo).status == "not done"
-    assert checks.check_param_count(todo, model).status == "not done"
-    assert checks.check_greedy_step(todo, model, tokenizer).status == "not done"
-    assert checks.check_greedy_step(lambda m, ids: None, model, tokenizer).status == "not done"
-
-
-def test_check_softmax():
-    def naive(x):
-        return torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)
-
-    def stable(x):
-        e = torch.exp(x - x.max(-1, keepdim=True).values)
-        return e / e.sum(-1, keepdim=True)
-
-    assert checks.check_softmax(stable).passed
-    assert "Subtract the maximum" in checks.check_softmax(naive).message
-    assert "last dimension" in checks.check_softmax(lambda x: torch.softmax(x, 0)).message
-
-
-def test_check_causal_mask():
-    assert checks.check_causal_mask(causal_mask).passed
-    assert "wrong way round" in checks.check_causal_mask(lambda n: torch.ones(n, n).triu().bool()).message
-    assert "diagonal" in checks.check_causal_mask(lambda n: torch.ones(n, n).tril(-1).bool()).message
-
-
-def test_check_attention():
-    def attention(q, k, v, scale=True, mask=True):
-        scores = q @ k.T / (math.sqrt(q.shape[-1]) if scale else 1.0)
-        if mask:
-            scores = scores.masked_fill(~causal_mask(len(q)), float("-inf"))
-        return torch.softmax(scores, -1) @ v
-
-    assert checks.check_attention(attention).passed
-    assert "not scaled" in checks.check_attention(lambda q, k, v: attention(q, k, v, scale=False)).message
-    assert "future" in checks.check_attention(lambda q, k, v: attention(q, k, v, mask=False)).message
-
-
-def test_check_param_count(hf_model):
-    model, _ = hf_model
-
-    def count(cfg, gqa=True, norms=True):
-        d, ff = cfg.hidden_size, cfg.intermediate_size
-        kv = cfg.num_key_value_heads * cfg.head_dim if gqa else d
-        return 2 * d * d + 2 * d * kv + 3 * d * ff + (2 * d if norms else 0)
-
-    assert checks.check_param_count(count, model).passed
-    assert "grouped-query" in checks.check_param_count(lambda c: count(c, gqa=False), model).message
-    assert "RMSNorm" in checks.check_param_count(lambda c: count(c, norms=False), model).message
-
-
-def test_check_greedy_step(hf_model):
-    model, tokenizer = hf_model
-
-    def step(model, ids, position=-1):
-        return int(model(input_ids=torch.tensor([ids])).logits[0, position].argmax())
-
-    assert checks.check_greedy_step(step, model, tokenizer).passed
-    verdict = checks.check_greedy_step(lambda m, ids: step(m, ids, 0), model, tokenizer)
-    assert verdict.status == "failed" and "logits[0, -1]" in verdict.message

@@ -3,10 +3,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/02_transformers_lab.ipynb)
 #
-# Five short exercises on lesson 02. Replace each `raise NotImplementedError` with your code, run the cell,
+# Six exercises on lesson 02; the last one builds something and measures it. Replace each `raise NotImplementedError` with your code, run the cell,
 # then look at the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
-# **Run time:** 10 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 15 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -25,6 +25,7 @@ from course_utils import setup_notebook
 from course_utils.assets import load_hf_model
 from course_utils.checks.transformers import (
     check_attention,
+    check_cached_generation,
     check_causal_mask,
     check_greedy_step,
     check_param_count,
@@ -131,10 +132,34 @@ def greedy_next_token(model, ids: list[int]) -> int:
 check_greedy_step(greedy_next_token, model, tokenizer)
 
 # %% [markdown]
+# ## Exercise 6: greedy decoding with a KV cache (build and measure)
+#
+# Calling `greedy_next_token` in a loop runs the model on the *whole* sequence at every step, although the
+# keys and values of the earlier tokens never change. Write `generate(model, ids, max_new_tokens, eos_token_id)`:
+# greedy decoding that returns the **new** token ids (at most `max_new_tokens`; stop after `eos_token_id`, and
+# keep it as the last one, as `model.generate` does). Call the model yourself, with
+# `model(input_ids=..., past_key_values=past, use_cache=True)`: the output's `past_key_values` holds every
+# layer's keys and values so far (lesson 02, section 6).
+#
+# The check picks its own prompts (a chat question whose answer ends with the end-of-turn token, a prompt with
+# two-digit numbers, a single new token), requires exactly the tokens of `model.generate(..., do_sample=False)`,
+# and counts the token positions your loop feeds to `model(...)`. The target: each prompt once, then one position
+# per new token. It prints your count beside the target, the count of the course's `generate_greedy` and what a
+# loop without a cache feeds.
+
+# %%
+def generate(model, ids: list[int], max_new_tokens: int, eos_token_id: int | None = None) -> list[int]:
+    # TODO: the first call feeds the prompt; keep out.past_key_values and feed only the newest token after that
+    raise NotImplementedError
+
+
+check_cached_generation(generate, model, tokenizer)
+
+# %% [markdown]
 # ## Going further
 #
-# - Call `greedy_next_token` in a loop, appending each token to `ids`, to generate 10 tokens; decode them with
-#   `tokenizer.decode`. Compare with `course_utils.transformer.generate_greedy`.
+# - Time your `generate` against a loop of `greedy_next_token` for 100 new tokens: how does the gap grow with
+#   the length of the prompt? `course_utils.transformer.generate_greedy` keeps the seconds of every step.
 # - Use your `attention` on SmolLM2's real weights: `model.model.layers[0].self_attn.q_proj.weight` is
 #   (out, in), so `x @ W.T` projects. Why can you not compare with the model's own output directly? (Hint: RoPE
 #   and the 9 heads.)

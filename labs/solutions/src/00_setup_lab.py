@@ -3,10 +3,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/00_setup_lab.ipynb)
 #
-# Four short exercises on lesson 00. Replace each `raise NotImplementedError` with your code, run the cell,
+# Five exercises on lesson 00; the last one is measured on questions the check picks. Replace each `raise NotImplementedError` with your code, run the cell,
 # then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
-# **Run time:** 7 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 2 min 24 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -23,7 +23,14 @@ SEED = 0
 # %%
 from course_utils import get_backend, setup_notebook
 from course_utils.backends import backend_with
-from course_utils.checks.setup import check_ask, check_join_stream, check_reproducible, check_tpot
+from course_utils.checks.setup import (
+    TARGET_EXACT,
+    check_ask,
+    check_join_stream,
+    check_reproducible,
+    check_short_answers,
+    check_tpot,
+)
 
 cfg = setup_notebook(seed=SEED)
 llm = get_backend(BACKEND, model=MODEL)
@@ -92,6 +99,32 @@ def sample_twice(backend) -> tuple[str, str]:
 
 sampler = backend_with("seeded_sampling", llm, model=MODEL)  # llm, or llama.cpp if llm cannot seed (GPT4All)
 check_reproducible(sample_twice, sampler)
+
+# %% [markdown]
+# ## Exercise 5: short, exact answers (build and measure)
+#
+# Programs that call a model want an answer they can use as it is: `"Paris"`, not `"The capital of France is
+# Paris."`. Write `capital_of(backend, country)` that returns **only the name** of the country's capital. How you
+# get there is up to you: the question's wording, a system message, a completion prompt with examples, `stop=`
+# strings, `max_tokens`, cleaning up the text. A 135M-parameter model copies a pattern far more reliably than
+# it follows an instruction.
+#
+# The check asks about ten countries that appear nowhere in this lab and counts the answers that are exactly
+# the capital's name (spaces and a final full stop aside). It prints your share beside the target and beside
+# the score of the reference solution's prompt.
+
+# %%
+print(llm.chat([{"role": "user", "content": "What is the capital of France?"}], temperature=0.0, max_tokens=24).text)
+print(f"target: at least {TARGET_EXACT:.0%} exact answers")
+
+
+def capital_of(backend, country: str) -> str:
+    prompt = f"Country: France\nCapital: Paris\n\nCountry: Germany\nCapital: Berlin\n\nCountry: {country}\nCapital:"
+    # the examples set the pattern; the name is what follows "Capital:", and the line ends after it
+    return backend.complete(prompt, temperature=0.0, max_tokens=6, stop=["\n"]).text.strip()
+
+
+check_short_answers(capital_of, llm)
 
 # %%
 if sampler is not llm:

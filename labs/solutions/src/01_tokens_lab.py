@@ -3,16 +3,17 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/solutions/01_tokens_lab.ipynb)
 #
-# Five short exercises on lesson 01. Replace each `raise NotImplementedError` with your code, run the cell, and
+# Seven exercises on lesson 01. Replace each `raise NotImplementedError` with your code, run the cell, and
 # read the check's verdict: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
 # You will write the pieces of byte-level BPE (bytes, pair counts, one merge), train a few merges on the course
-# corpus and compare them with `course_utils.tokenizer.train`, and count the tokens of a prompt with two real
-# tokenizers.
+# corpus and compare them with `course_utils.tokenizer.train`, count the tokens of a prompt with two real
+# tokenizers, then encode with your merges and build a tokenizer that reaches a compression target on text it
+# never saw.
 #
 # **Prerequisites:** lesson 01.
 #
-# **Run time:** 6 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 22 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -29,7 +30,17 @@ NUM_MERGES = 20  # exercise 4: how many merges to learn
 
 # %%
 from course_utils import setup_notebook
-from course_utils.checks.tokens import check_byte_encoding, check_get_stats, check_merge, check_token_count, check_train
+from course_utils.checks.tokens import (
+    TARGET_BYTES_PER_TOKEN,
+    VOCAB_BUDGET,
+    check_byte_encoding,
+    check_compression,
+    check_encode,
+    check_get_stats,
+    check_merge,
+    check_token_count,
+    check_train,
+)
 from course_utils.tokenizer import cl100k_tiktoken, corpus, smollm2, split_text
 
 cfg = setup_notebook(seed=SEED)
@@ -99,8 +110,9 @@ check_merge(merge_pair)
 #    gives it the next id (256, 257, ...) and merges it in every chunk,
 # 3. returns the merges as a dict `{(a, b): new_id}` in the order learned.
 #
-# The check replays your merges and compares them with `course_utils.tokenizer.train` (when two pairs are
-# equally frequent, either choice is right).
+# The check replays your merges, then trains your function once more on a second text with another number of
+# merges, and compares with `course_utils.tokenizer.train` (when two pairs are equally frequent, either choice
+# is right).
 
 # %%
 def train_bpe(text: str, num_merges: int) -> dict[tuple[int, int], int]:
@@ -133,6 +145,57 @@ def prompt_tokens(text: str) -> dict[str, int]:
 
 
 check_token_count(prompt_tokens)
+
+# %% [markdown]
+# ## Exercise 6: encode with your merges
+#
+# Training gave an ordered table of merges; *encoding* a new text replays it. Write `encode(text, merges)`:
+# cut the text with `split_text(text)`, and in each chunk (starting from its bytes) keep merging the pair that
+# was **learned earliest** (the smallest new id in `merges`) until no pair of the chunk is in `merges`; then
+# join the ids of all chunks. Merges never cross from one chunk into the next.
+#
+# The check encodes texts with emoji, digits and an empty string, with merges learned on the corpus and a few
+# hand-made ones, and compares with `course_utils.tokenizer.Tokenizer(merges).encode`.
+
+# %%
+def encode(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
+    ids: list[int] = []
+    for chunk in split_text(text):
+        part = to_bytes(chunk)
+        while len(part) > 1:
+            # the pair of this chunk that was learned first (merges not in the table rank last)
+            pair = min(pairwise(part), key=lambda p: merges.get(p, float("inf")))
+            if pair not in merges:
+                break  # nothing left to merge in this chunk
+            part = merge_pair(part, pair, merges[pair])
+        ids.extend(part)
+    return ids
+
+
+check_encode(encode)
+
+# %% [markdown]
+# ## Exercise 7: build a tokenizer that compresses (build and measure)
+#
+# Fewer tokens for the same text means a cheaper, faster model and more text in its context window. Write
+# `build_tokenizer(text, vocab_size)`: return the merges of a tokenizer with at most `vocab_size` tokens
+# (256 bytes + merges), learned from `text` only.
+#
+# The check hands your function the training part of the course corpus, holds out a few of its sections that
+# your function never sees, encodes them with your merges and your `encode`, checks that the tokens decode back
+# to the text, and measures **UTF-8 bytes per token** (higher is better). The target and the budget come from
+# the check (printed below); the check also prints what `course_utils.tokenizer.train` reaches with the same
+# budget.
+
+# %%
+print(f"budget: {VOCAB_BUDGET} tokens; target: at least {TARGET_BYTES_PER_TOKEN} bytes per token on held-out text")
+
+
+def build_tokenizer(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
+    return train_bpe(text, vocab_size - 256)  # the whole text it is given, every merge the budget allows
+
+
+check_compression(build_tokenizer, encode)
 
 # %% [markdown]
 # ## Going further
