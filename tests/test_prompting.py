@@ -9,7 +9,6 @@ from itertools import islice
 import pytest
 import torch
 
-import course_utils.checks.sampling as sampling_checks
 import course_utils.prompting as prompting
 from course_utils.backends import GenerationOptions, get_backend
 from course_utils.errors import ContextOverflow, InvalidOption
@@ -41,9 +40,8 @@ def conversation(turns: int = 12) -> list[dict[str, str]]:
     return chat + [{"role": "user", "content": "What is my name?"}]
 
 
-@pytest.mark.parametrize("module", [prompting, sampling_checks])
-def test_docstring_examples(module):
-    assert doctest.testmod(module).failed == 0
+def test_docstring_examples():
+    assert doctest.testmod(prompting).failed == 0
 
 
 # ----------------------------------------------------------------------------- few-shot builders

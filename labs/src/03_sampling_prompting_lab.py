@@ -3,16 +3,17 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/03_sampling_prompting_lab.ipynb)
 #
-# Five short exercises on lesson 03. Replace each `raise NotImplementedError` with your code, run the cell,
+# Six exercises on lesson 03: five filters and prompt builders checked against the course's own, and one prompt you
+# design and the check measures on held-out words. Replace each `raise NotImplementedError` with your code, run the cell,
 # then look at the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet. The checks compare
 # your functions with `course_utils.sampling` and `course_utils.prompting`, on small hand-made logits and on
-# SmolLM2's real next-token logits.
+# SmolLM2's real next-token logits. A first ❌ says what is wrong; `hint("top-k")` (the check's name) gives more.
 #
 # Each function takes and returns a 1-D PyTorch tensor of logits (one score per vocabulary token). Removed
 # tokens get `float("-inf")`, so that softmax gives them probability 0. Never change the tensor you are given:
 # work on a copy (`logits.clone()`) or build a new one.
 #
-# **Run time:** 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 9 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -30,8 +31,10 @@ PROMPT = "The best thing about living by the sea is"
 # %%
 from course_utils import setup_notebook
 from course_utils.assets import load_hf_model
+from course_utils.checks import hint  # noqa: F401  (hint("top-k") in a cell of your own)
 from course_utils.checks.sampling import (
     check_few_shot,
+    check_opposites_prompt,
     check_repetition_penalty,
     check_temperature_softmax,
     check_top_k,
@@ -67,9 +70,10 @@ check_temperature_softmax(temperature_softmax, real_logits)
 # %% [markdown]
 # ## Exercise 2: top-k
 #
-# Write `top_k(logits, k)`: keep the `k` largest logits unchanged and set every other one to `-inf`. With
-# `k <= 0` or `k >= len(logits)` top-k is off: return the logits unchanged. `torch.topk(logits, k).values`
-# gives the k largest values, largest first.
+# Write `top_k(logits, k)`: keep the `k` largest logits unchanged and set every other one to `-inf`. Logits
+# *tied* with the k-th largest value stay too (so a tie can keep more than k). With `k <= 0` or
+# `k >= len(logits)` top-k is off: return the logits unchanged. `torch.topk(logits, k).values` gives the k
+# largest values, largest first.
 
 # %%
 def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -139,6 +143,38 @@ def few_shot(examples: list[tuple[str, str]], query: str, system: str | None = N
 # %%
 # NBVAL_CHECK_OUTPUT
 check_few_shot(few_shot)
+
+# %% [markdown]
+# ## Exercise 6: a prompt that makes the next token the answer (measured)
+#
+# Build `opposite_prompt(word)`: a plain-text prompt after which SmolLM2's **greedy next token** is the opposite
+# of `word` ("hot" -> "cold"). Build any examples you show the model from `EXAMPLE_PAIRS` below (or other words
+# of your own). The check measures your prompt on 20 **held-out** words you never see, greedy, with the real
+# model: it passes at 85 % accuracy, and prints your accuracy beside the target and the reference solution's.
+# A prompt that writes held-out pairs into itself is refused. Try your prompt with `next_token` first.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+EXAMPLE_PAIRS = [("up", "down"), ("good", "bad"), ("near", "far"), ("win", "lose"), ("first", "last"), ("left", "right"), ("day", "night")]
+
+
+def next_token(prompt: str) -> str:
+    """SmolLM2's greedy next token after ``prompt`` (what the check compares)."""
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    with torch.inference_mode():
+        return tokenizer.decode([int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())])
+
+
+print(repr(next_token("The opposite of day is")))
+
+# %%
+def opposite_prompt(word: str) -> str:
+    # TODO: a prompt whose continuation is the opposite of `word` (examples from EXAMPLE_PAIRS help)
+    raise NotImplementedError
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_opposites_prompt(opposite_prompt, model, tokenizer)
 
 # %% [markdown]
 # ## Going further

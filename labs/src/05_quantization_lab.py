@@ -3,14 +3,15 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/05_quantization_lab.ipynb)
 #
-# Five short exercises on lesson 05. Replace each `raise NotImplementedError` with your code, run the cell,
+# Six exercises on lesson 05: five checked against the course's own code, and one you build and the check measures
+# on held-out text. Replace each `raise NotImplementedError` with your code, run the cell,
 # then look at the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
 # **Prerequisites:** lesson 05.
 #
-# **Run time:** 10 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 41 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
-# No model is run.
+# Exercises 1-5 run no model; exercise 6 runs SmolLM2 to measure perplexity.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -26,14 +27,20 @@ SEED = 0
 
 # %%
 from course_utils import setup_notebook
+from course_utils.checks import hint  # noqa: F401  (hint("perplexity") in a cell of your own)
 from course_utils.checks.quant import (
     SMOLLM2_LINEAR_SHAPES,
     SMOLLM2_OTHER_PARAMS,
+    budget_bytes,
+    budget_weights,
     check_absmax_int8,
+    check_fit_budget,
     check_groupwise_int4,
     check_model_bytes,
     check_perplexity,
     check_q4_1_block,
+    perplexity_with,
+    qtensor_bytes,
 )
 
 cfg = setup_notebook(seed=SEED)
@@ -133,6 +140,59 @@ def perplexity(probs: list[float]) -> float:
 
 
 check_perplexity(perplexity)
+
+# %% [markdown]
+# ## Exercise 6: fit a byte budget (measured)
+#
+# Quantize the 28 linear weights of SmolLM2's first four decoder layers into **at most 4.5 bits per weight**
+# (codes, scales and offsets all counted) while the model's perplexity on **held-out** text stays within
+# **+3 %** of the unquantized model's. Write `fit_budget(weights, budget_bytes)`: `weights` maps each layer's
+# name to its weight; return a dict with a `QTensor` for every name, made with `quant.quantize(w, ...)` (any
+# options per layer). The check counts your QTensors' bytes, puts their de-quantized weights into the model,
+# scores text you never see (BoolQ passages the lesson and this lab do not use), and prints your perplexity
+# beside the target and the reference solution's.
+#
+# What the options cost, measured on one weight:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course_utils import quant
+from course_utils.assets import load_hf_model
+from course_utils.evaldata import boolq_passages
+from course_utils.evaluation import token_stream
+
+model, tokenizer = load_hf_model(MODEL)
+weights = budget_weights(model)
+print(f"{len(weights)} weights, {sum(w.numel() for w in weights.values()):,} numbers; budget {budget_bytes(weights):,} bytes")
+w = next(iter(weights.values()))
+for option in (dict(bits=8), dict(bits=4, scheme="minmax", group_size=32), dict(bits=4, scheme="zeropoint", group_size=32),
+               dict(bits=4, group_size=32), dict(bits=4, scheme="zeropoint", granularity="block", group_size=192), dict(bits=4)):
+    print(f"{8 * qtensor_bytes(quant.quantize(w, **option)) / w.numel():6.3f} bits per weight  {option}")
+
+# %% [markdown]
+# One scale for all of them fits only at the coarse end. Your own measurements go on **calibration** text
+# (other passages than the check's): `calibration_perplexity({name: dequantized weight, ...})` gives the
+# perplexity with those weights replaced (`{}`: the unquantized model).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+calibration_ids = token_stream(lambda s: tokenizer.encode(s, add_special_tokens=False), boolq_passages(20), max_tokens=512)
+
+
+def calibration_perplexity(replaced: dict[str, torch.Tensor]) -> float:
+    return perplexity_with(model, calibration_ids, replaced)
+
+
+print(f"calibration perplexity, unquantized: {calibration_perplexity({}):.3f}")
+
+# %%
+def fit_budget(weights: dict[str, torch.Tensor], budget_bytes: int) -> dict[str, quant.QTensor]:
+    # TODO: choose options per layer (measure on the calibration text), quantize, stay within budget_bytes
+    raise NotImplementedError
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_fit_budget(fit_budget, model, tokenizer)
 
 # %% [markdown]
 # ## Going further

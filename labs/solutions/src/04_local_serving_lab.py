@@ -3,10 +3,12 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/local-llm-lab/local-llm-lab/blob/main/labs/04_local_serving_lab.ipynb)
 #
-# Four short exercises on lesson 04. Replace each `raise NotImplementedError` with your code, run the cell,
-# then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
+# Five exercises on lesson 04: four checked against the course's own code and the real server, and one you build
+# and the check measures against the server's own token counts. Replace each `raise NotImplementedError` with your code, run the cell,
+# then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet. A first ❌ says what is
+# wrong; `hint("stream timings")` (the check's name) gives more.
 #
-# **Run time:** 10 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 7 min 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -22,7 +24,16 @@ SEED = 0
 
 # %%
 from course_utils import setup_notebook
-from course_utils.checks.serving import check_ask_server, check_fire, check_kv_bytes, check_stream_timings
+from course_utils.checks import hint  # noqa: F401  (hint("stream timings") in a cell of your own)
+from course_utils.checks.serving import (
+    HISTORY_BUDGET,
+    check_ask_server,
+    check_fire,
+    check_fit_history,
+    check_kv_bytes,
+    check_stream_timings,
+    server_prompt_tokens,
+)
 from course_utils.server import LlamaServer
 
 cfg = setup_notebook(seed=SEED)
@@ -109,9 +120,9 @@ check_kv_bytes(kv_bytes)
 # Write `fire(base_url, concurrency, n_requests)` that sends `n_requests` short chat requests
 # (`max_tokens=8`, greedy) with `concurrency` of them in flight at once, and returns the list of their
 # latencies in seconds (one per request, measured inside each request). Use
-# `concurrent.futures.ThreadPoolExecutor`. The check runs `fire(url, 2, 4)`: because this server answers one
-# request at a time, overlapping requests wait for each other, so their latencies add up to more than the
-# wall time.
+# `concurrent.futures.ThreadPoolExecutor`. The check runs `fire(url, 1, 2)` and `fire(url, 2, 4)`: one at a time,
+# the latencies add up to at most the wall time; because this server answers one request at a time,
+# overlapping requests wait for each other, so their latencies add up to more than the wall time.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -133,6 +144,38 @@ def fire(base_url: str, concurrency: int, n_requests: int) -> list[float]:
 
 
 check_fire(fire, server.base_url)
+
+# %% [markdown]
+# ## Exercise 5: fit a long chat into the context (measured)
+#
+# A chat grows until it no longer fits the model's context. Write `fit_history(base_url, messages, budget)`:
+# keep the system message (first) and as many of the **newest** messages as fit in `budget` prompt tokens
+# **as the server counts them** (its chat template adds tokens around every message), whole and unchanged;
+# the last message (the question) always stays. `server_prompt_tokens(base_url, messages)` asks the server
+# (one request that generates one token) and returns its `usage.prompt_tokens`. The check makes long chats you
+# never see, sends what you keep to the server, and passes when the server's count is within the budget and
+# at least 90 % of the tokens the reference solution keeps; it prints both. Keep the number of requests small.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+demo = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Hello there!"}]
+print(f"budget {HISTORY_BUDGET} tokens; the server counts {server_prompt_tokens(server.base_url, demo)} prompt tokens for {demo}")
+
+# %%
+def fit_history(base_url: str, messages: list[dict[str, str]], budget: int) -> list[dict[str, str]]:
+    system, rest = messages[:1], messages[1:]
+    lo, hi = 1, len(rest)  # keep at least the question; the count grows with every message kept
+    while lo < hi:  # binary search: about log2(len(rest)) requests
+        mid = (lo + hi + 1) // 2
+        if server_prompt_tokens(base_url, system + rest[-mid:]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return system + rest[-lo:]
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_fit_history(fit_history, server.base_url)
 
 # %%
 server.stop()
