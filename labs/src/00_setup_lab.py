@@ -6,7 +6,7 @@
 # Five exercises on lesson 00; the last one is measured on questions the check picks. Replace each `raise NotImplementedError` with your code, run the cell,
 # then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
-# **Run time:** 8 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 4 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -13,7 +13,7 @@
 # tokens get `float("-inf")`, so that softmax gives them probability 0. Never change the tensor you are given:
 # work on a copy (`logits.clone()`) or build a new one.
 #
-# **Run time:** 9 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 8 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -14,7 +14,7 @@
 #
 # **Prerequisites:** lesson 07.
 #
-# **Run time:** 15 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 18 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # The small index is built once and cached.
 

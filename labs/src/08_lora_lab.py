@@ -7,7 +7,7 @@
 # prompts. Replace each `raise NotImplementedError` with your code, run the cell,
 # then look at the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet.
 #
-# **Run time:** 15 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

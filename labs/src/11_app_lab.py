@@ -8,7 +8,7 @@
 # enough, `hint("word error rate")` (or the name of another check, after it has run) goes one step further. Never
 # change an input (a record, the history list) in place: the caller still needs it.
 #
-# **Run time:** 15 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 6 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -13,7 +13,7 @@
 #
 # **Prerequisites:** lesson 01.
 #
-# **Run time:** 22 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 9 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

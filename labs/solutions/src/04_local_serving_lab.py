@@ -8,7 +8,7 @@
 # then run the check below it: ✅ means right, ❌ comes with a hint, ⏳ means not done yet. A first ❌ says what is
 # wrong; `hint("stream timings")` (the check's name) gives more.
 #
-# **Run time:** 7 min 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 1 min 6 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.

@@ -9,7 +9,7 @@
 #
 # **Prerequisites:** lesson 05.
 #
-# **Run time:** 3 min 48 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 32 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # Exercises 1-5 run no model; exercise 6 runs SmolLM2 to measure perplexity.
 

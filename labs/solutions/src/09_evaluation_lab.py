@@ -10,7 +10,7 @@
 #
 # **Prerequisites:** lesson 09.
 #
-# **Run time:** 59 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 10 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # Exercise 5 runs the model on two questions.
 

@@ -8,7 +8,7 @@
 # enough, `hint("safe tool dispatch")` (or the name of another check, after it has run) goes one step further. Never
 # change an input (the tools dict, the sources list) in place: the caller still needs it.
 #
-# **Run time:** 30 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 11 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
