@@ -21,7 +21,9 @@ The second answers crewai's first call, but rejects the conversation crewai send
 every task that calls a tool ends in an error: the table says which server ran. Its tools
 post their arguments to a loopback server in this process that runs the course's own tools, so both
 sides use the same calculator, handbook store and sandbox. Answers are scored by
-``agents.answer_matches`` for all four; rates are printed with Wilson 95% intervals.
+``agents.answer_matches`` for all four; rates are printed with Wilson 95% intervals, beside the number of
+tool calls that reached a tool (for the course's settings, in the runs that were scored; for crewai's,
+every request its tools sent to the loopback server).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def serve_tools(tools: dict) -> ThreadingHTTPServer:  # noqa: ANN001 (name -> co
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            server.calls += 1
             arguments = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
             try:
                 observation = str(tools[self.path.strip("/")](**arguments))
@@ -67,6 +70,7 @@ def serve_tools(tools: dict) -> ThreadingHTTPServer:  # noqa: ANN001 (name -> co
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.calls = 0  # tool calls that reached the course's tools
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -115,6 +119,7 @@ def main() -> None:
     from course_utils import get_backend
     from course_utils.agents import (
         ADAPTER_PROMPT,
+        FINAL,
         Agent,
         BackendPolicy,
         Team,
@@ -152,6 +157,7 @@ def main() -> None:
                 results = evaluate_agent(agent, tasks)
                 answers[name] = [r.run.answer for r in results]
                 row(name, [r.correct for r in results], time.perf_counter() - started)
+                rows[-1]["tool calls"] = sum(s.tool not in (None, FINAL) for r in results for s in r.run.steps)
 
         tool_server = serve_tools({t.name: t for t in tools})
         specs = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
@@ -159,13 +165,14 @@ def main() -> None:
             with crewai_server(str(gguf)) as llm:
                 print(f"crewai's server: {llm.label}", flush=True)
                 for mode, name in (("single", "crewai agent"), ("crew", "crewai crew")):
-                    started = time.perf_counter()
+                    started, calls_before = time.perf_counter(), tool_server.calls
                     results = run_crewai(args.crewai_python, mode, tasks, llm.base_url,
                                          f"http://127.0.0.1:{tool_server.server_address[1]}", specs, args.max_iter,
                                          timeout=600 + 120 * len(tasks))
                     answers[name] = [r["answer"] if r["answer"] is not None else f"[{r['error']}]" for r in results]
                     row(name, [r["answer"] is not None and answer_matches(r["answer"], str(t["answer"]))
                                for r, t in zip(results, tasks)], time.perf_counter() - started)
+                    rows[-1]["tool calls"] = tool_server.calls - calls_before
         finally:
             tool_server.shutdown()
 
