@@ -10,9 +10,9 @@ import re
 import typing
 
 import pytest
+from verdicts import failed_with, todo
 
 from course_utils.agents import parse_step, tool_schema
-from course_utils.checks import _MORE_HINTS
 from course_utils.checks.agents import (
     HELD_OUT_SEED,
     check_dispatch,
@@ -23,19 +23,6 @@ from course_utils.checks.agents import (
 )
 from course_utils.guard import load_guard_examples, rates, split_sentences
 from course_utils.text_safety import find_injection
-
-
-def todo(*args):
-    raise NotImplementedError
-
-
-def failed_with(verdict, *words):
-    assert verdict.status == "failed", verdict
-    message = verdict.message.lower()
-    assert all(w.lower() in message for w in words), verdict.message
-    more = _MORE_HINTS.get(verdict.name)
-    assert not more or more not in verdict.message, "the first failure must not show the next hint step"
-    return verdict.message
 
 
 @pytest.fixture(scope="module")

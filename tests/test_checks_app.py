@@ -9,8 +9,8 @@ import re
 import jsonschema
 import numpy as np
 import pytest
+from verdicts import failed_with, todo
 
-from course_utils.checks import _MORE_HINTS
 from course_utils.checks.app import (
     HELD_OUT_SEED,
     KEEP_TARGET,
@@ -22,19 +22,6 @@ from course_utils.checks.app import (
 )
 from course_utils.speech import wer
 from course_utils.synth import QA_SCHEMA, normalize_text, validate_record
-
-
-def todo(*args):
-    raise NotImplementedError
-
-
-def failed_with(verdict, *words):
-    assert verdict.status == "failed", verdict
-    message = verdict.message.lower()
-    assert all(w.lower() in message for w in words), verdict.message
-    more = _MORE_HINTS.get(verdict.name)
-    assert not more or more not in verdict.message, "the first failure must not show the next hint step"
-    return verdict.message
 
 
 # ----------------------------------------------------------------------------- 1. word error rate

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from verdicts import failed_with, todo
 
-from course_utils.checks import _MORE_HINTS
 from course_utils.checks.evaluation import (
     GSM8K_TARGET,
     HELD_OUT_SEED,
@@ -23,19 +23,6 @@ from course_utils.checks.evaluation import (
     gsm8k_outputs,
     reference_extract,
 )
-
-
-def todo(*args):
-    raise NotImplementedError
-
-
-def failed_with(verdict, *words):
-    assert verdict.status == "failed", verdict
-    message = verdict.message.lower()
-    assert all(w.lower() in message for w in words), verdict.message
-    more = _MORE_HINTS.get(verdict.name)
-    assert not more or more not in verdict.message, "the first failure must not show the next hint step"
-    return verdict.message
 
 
 # ----------------------------------------------------------------------------- 1. acc_norm

@@ -8,21 +8,10 @@ import copy
 import numpy as np
 import pytest
 import torch
+from verdicts import fails_naming, todo
 
 from course_utils import lora, specialists
-from course_utils.checks import _MORE_HINTS
 from course_utils.checks import lora as checks
-
-
-def failed_with(verdict, *words: str) -> bool:
-    text = str(verdict)
-    more = _MORE_HINTS.get(verdict.name, "")
-    return (verdict.status == "failed" and text.startswith("❌") and all(w in text for w in words)
-            and (not more or more not in text))
-
-
-def todo(*args, **kwargs):
-    raise NotImplementedError
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +39,7 @@ def fwd_in_place(x, W, A, B, alpha, r):
     (fwd_in_place, ("in place",)),
 ])
 def test_forward_mistakes(wrong, words):
-    assert failed_with(checks.check_lora_forward(wrong), *words)
+    assert fails_naming(checks.check_lora_forward(wrong), *words)
 
 
 def test_forward_right_answers_and_stub():
@@ -95,7 +84,7 @@ def count_one_layer(model, targets, r):
     (count_one_layer, ("one decoder layer",)),
 ])
 def test_param_count_mistakes(wrong, words, model_and_tokenizer):
-    assert failed_with(checks.check_lora_param_count(wrong, model_and_tokenizer[0]), *words)
+    assert fails_naming(checks.check_lora_param_count(wrong, model_and_tokenizer[0]), *words)
 
 
 def test_param_count_right_answers_and_stub(model_and_tokenizer):
@@ -123,7 +112,7 @@ def merge_in_place(W, A, B, alpha, r):
     (merge_in_place, ("in place",)),
 ])
 def test_merge_mistakes(wrong, words):
-    assert failed_with(checks.check_merge(wrong, fwd_ok), *words)
+    assert fails_naming(checks.check_merge(wrong, fwd_ok), *words)
 
 
 def test_merge_right_answers_and_stub():
@@ -165,7 +154,7 @@ def sft_fixed_length(prompt_ids, answer_ids):  # a mask sized once, for the firs
 ])
 def test_sft_label_mistakes(wrong, words, model_and_tokenizer):
     FIXED_MASK.clear()
-    assert failed_with(checks.check_sft_labels(wrong, model_and_tokenizer[1]), *words)
+    assert fails_naming(checks.check_sft_labels(wrong, model_and_tokenizer[1]), *words)
 
 
 def test_sft_label_right_answers_and_stub(model_and_tokenizer):
@@ -208,7 +197,7 @@ def perm_in_place(w, n_head):
     (perm_in_place, ("in place",)),
 ])
 def test_permutation_mistakes(wrong, words, model_and_tokenizer):
-    assert failed_with(checks.check_qk_permutation(wrong, model_and_tokenizer[0]), *words)
+    assert fails_naming(checks.check_qk_permutation(wrong, model_and_tokenizer[0]), *words)
 
 
 def test_permutation_right_answers_and_stub(model_and_tokenizer):
@@ -245,7 +234,7 @@ def fresh_model(model_and_tokenizer):
 
 
 def test_dates_adapter_in_place_fails(fresh_model):
-    assert failed_with(checks.check_dates_adapter(train_in_place, *fresh_model), "changed in place", "copy")
+    assert fails_naming(checks.check_dates_adapter(train_in_place, *fresh_model), "changed in place", "copy")
 
 
 @pytest.mark.parametrize(("wrong", "words"), [
@@ -254,7 +243,7 @@ def test_dates_adapter_in_place_fails(fresh_model):
     (lambda model, tokenizer, examples: (copy.deepcopy(model), None), ("return the fine-tuned model itself",)),
 ])
 def test_dates_adapter_mistakes(wrong, words, model_and_tokenizer):
-    assert failed_with(checks.check_dates_adapter(wrong, *model_and_tokenizer), *words)
+    assert fails_naming(checks.check_dates_adapter(wrong, *model_and_tokenizer), *words)
 
 
 def test_dates_adapter_right_answer_reports_the_numbers(model_and_tokenizer, capsys):

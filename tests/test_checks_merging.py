@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from verdicts import fails_naming
 
 from course_utils import merging
 from course_utils.checks import merging as checks
-
-
-def failed_with(verdict, *words: str) -> bool:
-    text = str(verdict)
-    return verdict.status == "failed" and text.startswith("❌") and all(w in text for w in words)
 
 
 # ----------------------------------------------------------------------------- 1. task vectors
@@ -44,7 +40,7 @@ def tv_numpy(fine, base):  # unusual but right: NumPy arrays, an explicit loop
     (lambda fine, base: {"attn.weight": fine["attn.weight"] - base["attn.weight"]}, ("'norm.weight' is missing",)),
 ])
 def test_task_vector_mistakes(wrong, words):
-    assert failed_with(checks.check_task_vector(wrong), *words)
+    assert fails_naming(checks.check_task_vector(wrong), *words)
 
 
 def test_task_vector_right_answers():
@@ -97,7 +93,7 @@ def ta_copy_then_accumulate(base, vectors, lambdas, scale: float = 1.0):  # righ
     (ta_first_lambda, ("first lambda",)),
 ])
 def test_task_arithmetic_mistakes(wrong, words):
-    assert failed_with(checks.check_task_arithmetic(wrong), *words)
+    assert fails_naming(checks.check_task_arithmetic(wrong), *words)
 
 
 def test_task_arithmetic_right_answers():
@@ -148,7 +144,7 @@ def slerp_numpy(a, b, t, eps: float = 1e-6):  # right: NumPy, unit vectors first
     (slerp_per_row, ("one vector",)),
 ])
 def test_slerp_mistakes(wrong, words):
-    assert failed_with(checks.check_slerp(wrong), *words)
+    assert fails_naming(checks.check_slerp(wrong), *words)
 
 
 def test_slerp_right_answers():
@@ -225,7 +221,7 @@ def ties_numpy_threshold(taus, density):  # right: NumPy, a magnitude threshold 
     (ties_by_value, ("by magnitude",)),
 ])
 def test_ties_mistakes(wrong, words):
-    assert failed_with(checks.check_ties(wrong), *words)
+    assert fails_naming(checks.check_ties(wrong), *words)
 
 
 def test_ties_right_answers():
@@ -268,7 +264,7 @@ def merge_wrong_container(base, dates, units):
 ])
 def test_merge_target_structural_mistakes(wrong, words):
     # caught on toy tensors before any model is needed
-    assert failed_with(checks.check_merge_target(wrong, model=None, tokenizer=None), *words)
+    assert fails_naming(checks.check_merge_target(wrong, model=None, tokenizer=None), *words)
 
 
 def test_merge_target_not_done():
@@ -290,4 +286,4 @@ def test_merge_target_is_measured_on_held_out_data(hf_model, capsys):
     assert checks.check_merge_target(good, model, tokenizer, n_items=16).passed
     assert "keeps" in capsys.readouterr().out
     verdict = checks.check_merge_target(dates_only, model, tokenizer, n_items=16)
-    assert failed_with(verdict, "lambdas ≈ 1.00, 0.00", "target", "raise the lambda")
+    assert fails_naming(verdict, "lambdas ≈ 1.00, 0.00", "target", "raise the lambda")

@@ -9,22 +9,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from verdicts import fails_naming, todo
 
 from course_utils import rag
 from course_utils.bm25 import BM25, tokenize
-from course_utils.checks import _MORE_HINTS
 from course_utils.checks import rag as checks
-
-
-def failed_with(verdict, *words: str) -> bool:
-    text = str(verdict)
-    more = _MORE_HINTS.get(verdict.name, "")
-    return (verdict.status == "failed" and text.startswith("❌") and all(w in text for w in words)
-            and (not more or more not in text))
-
-
-def todo(*args, **kwargs):
-    raise NotImplementedError
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +50,7 @@ def chunks_step_by_overlap(text, size, overlap):
     (lambda text, size, overlap: [text[i:i + size + 1] for i in range(0, len(text), size - overlap)], ("longer than size",)),
 ])
 def test_fixed_chunks_mistakes(wrong, words):
-    assert failed_with(checks.check_fixed_chunks(wrong), *words)
+    assert fails_naming(checks.check_fixed_chunks(wrong), *words)
 
 
 def test_fixed_chunks_right_answers_and_stub():
@@ -111,7 +100,7 @@ def recall_in_place(rankings, relevant, k):
     (recall_in_place, rag.mrr, ("in place",)),
 ])
 def test_recall_mrr_mistakes(recall, mrr, words):
-    assert failed_with(checks.check_recall_mrr(recall, mrr), *words)
+    assert fails_naming(checks.check_recall_mrr(recall, mrr), *words)
 
 
 def test_recall_mrr_right_answers_and_stub():
@@ -161,7 +150,7 @@ def bm25_ref(query, docs, k1=1.2, b=0.75, distinct=True, idf=None, presence=Fals
     (lambda q, docs: bm25_ref(q, docs), ("unexpected keyword",)),
 ])
 def test_bm25_mistakes(wrong, words):
-    assert failed_with(checks.check_bm25(wrong), *words)
+    assert fails_naming(checks.check_bm25(wrong), *words)
 
 
 def test_bm25_right_answers_and_stub():
@@ -205,7 +194,7 @@ def rrf_first_list_only(rankings, k=60):
     (rrf_first_list_only, ("should score exactly the ids",)),
 ])
 def test_rrf_mistakes(wrong, words):
-    assert failed_with(checks.check_rrf(wrong), *words)
+    assert fails_naming(checks.check_rrf(wrong), *words)
 
 
 def test_rrf_right_answers_and_stub():
@@ -242,7 +231,7 @@ def cite_one_digit(text, n):
     (lambda text, n: list(dict.fromkeys(int(x) for x in re.findall(r"\[(\d+)\]", text) if 1 <= int(x) <= n)), ("several numbers",)),
 ])
 def test_citation_mistakes(wrong, words):
-    assert failed_with(checks.check_citations(wrong), *words)
+    assert fails_naming(checks.check_citations(wrong), *words)
 
 
 def test_citation_right_answers_and_stub():
@@ -281,7 +270,7 @@ def test_citation_right_answers_and_stub():
     (lambda text: bool(re.search(r"ignore|instructions|only|not", text, re.I)), ("ordinary passages were flagged",)),
 ])
 def test_injection_filter_mistakes(wrong, words):
-    assert failed_with(checks.check_injection_filter(wrong), *words)
+    assert fails_naming(checks.check_injection_filter(wrong), *words)
 
 
 def test_injection_filter_right_answers_and_stub():
@@ -296,7 +285,7 @@ def test_injection_filter_right_answers_and_stub():
     (lambda rankings, k=60: [(i, 1.0) for i in rankings[-1]], ("pass exercise 4 first",)),
 ])
 def test_hybrid_mistakes(wrong, words, lab_index):
-    assert failed_with(checks.check_hybrid(wrong, *lab_index), *words)
+    assert fails_naming(checks.check_hybrid(wrong, *lab_index), *words)
 
 
 def test_hybrid_right_answer_and_stub(lab_index):
@@ -361,7 +350,7 @@ def weighted_hybrid(docs, dense_weight=2.0):  # right: the lab's hybrid, trustin
     (lambda docs: None, ("returned None",)),
 ])
 def test_beats_bm25_mistakes(wrong, words):
-    assert failed_with(checks.check_beats_bm25(wrong), *words)
+    assert fails_naming(checks.check_beats_bm25(wrong), *words)
 
 
 def test_beats_bm25_right_answers_and_stub(capsys):

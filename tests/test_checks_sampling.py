@@ -9,6 +9,7 @@ import doctest
 import numpy as np
 import pytest
 import torch
+from verdicts import failed_with, todo
 
 import course_utils.checks.sampling as sampling_checks
 from course_utils.checks.sampling import (
@@ -22,17 +23,6 @@ from course_utils.checks.sampling import (
 )
 from course_utils.prompting import few_shot_messages
 from course_utils.sampling import apply_repetition_penalty, top_k_filter, top_p_filter
-
-
-def todo(*args, **kwargs):
-    raise NotImplementedError
-
-
-def failed_with(verdict, *words):
-    assert verdict.status == "failed", verdict
-    message = verdict.message.lower()
-    assert all(w.lower() in message for w in words), verdict.message
-    return verdict.message
 
 
 def first_failure_hides_more(verdict, more_words):

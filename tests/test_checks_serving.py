@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from verdicts import failed_with, todo
 
 import course_utils.checks.serving as serving_checks
 from course_utils.checks.serving import (
@@ -21,17 +22,6 @@ from course_utils.checks.serving import (
     reference_fit_history,
     server_prompt_tokens,
 )
-
-
-def todo(*args, **kwargs):
-    raise NotImplementedError
-
-
-def failed_with(verdict, *words):
-    assert verdict.status == "failed", verdict
-    message = verdict.message.lower()
-    assert all(w.lower() in message for w in words), verdict.message
-    return verdict.message
 
 
 def test_docstring_examples():

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from verdicts import failed_with, todo
 
 from course_utils.checks.hallucination import (
     check_debiased_pair,
@@ -15,17 +16,6 @@ from course_utils.checks.hallucination import (
     check_kappa,
     check_threshold,
 )
-
-
-def todo(*args):
-    raise NotImplementedError
-
-
-def failed_with(verdict, *words):
-    assert verdict.status == "failed", verdict
-    message = verdict.message.lower()
-    assert all(w.lower() in message for w in words), verdict.message
-    return verdict.message
 
 
 # ----------------------------------------------------------------------------- ECE
