@@ -75,7 +75,7 @@ check_wer(word_error_rate)
 from course_utils.synth import QA_SCHEMA, normalize_text
 
 shown = qa_records(60, seed=0)
-for record, passage, label in shown[:3]:
+for record, _passage, label in shown[:3]:
     print(label, record)
 
 
