@@ -334,7 +334,9 @@ llm.close()
 #
 # Open [`labs/00_setup_lab.ipynb`](../labs/00_setup_lab.ipynb): write a helper that asks a question, join a
 # stream yourself, compute TPOT from token timestamps, and make sampling reproducible. Its checks tell you when
-# you are right. Then try:
+# you are right.
+# Its measured exercise (answer with a capital's name alone, scored on countries the lab never shows) reports your number beside the target and the reference solution's.
+# Then try:
 # 1. Section 5 asked for the capital of France. Ask for five other capitals with both backends: how often does
 #    each get it wrong? Is one question enough to judge a quantized model?
 # 2. Make the prompt 10× longer (repeat a paragraph) and watch TTFT. Does TPOT change?

@@ -475,6 +475,7 @@ backend.close()
 # Open the lab [`labs/01_tokens_lab.ipynb`](../labs/01_tokens_lab.ipynb): encode text to bytes, count pairs,
 # apply a merge, train your own merges and compare them with `course_utils.tokenizer.train`, and count the
 # tokens of a prompt with two tokenizers. Each exercise has an automatic check.
+# Its measured exercise (a tokenizer that compresses corpus sections the check holds out to a bytes-per-token target) reports your number beside the target and the reference solution's.
 #
 # Further questions to try here: train with `VOCAB_SIZE = 2048`: how much does the held-out compression
 # improve? Train on a text in another language and encode the English sentence: which language is

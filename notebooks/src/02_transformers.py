@@ -535,6 +535,7 @@ print(reply.text)
 # Practise in the lab, [`labs/02_transformers_lab.ipynb`](../labs/02_transformers_lab.ipynb): write softmax,
 # the causal mask and single-head attention yourself, count the parameters of one layer from the config, and
 # take one greedy step with the real model. Each exercise has an automatic check.
+# Its measured exercise (greedy decoding with a KV cache that gives `model.generate`'s tokens while feeding each position once) reports your number beside the target and the reference solution's.
 #
 # Further questions to explore here:
 # 1. Re-run with `MAX_NEW_TOKENS = 200`. How does the speed-up change, and why?

@@ -740,6 +740,7 @@ for backend in {id(b): b for b in (small, cpp, sampler, hf, llm)}.values():
 # Practise in the lab, [`labs/03_sampling_prompting_lab.ipynb`](../labs/03_sampling_prompting_lab.ipynb): write
 # the temperature softmax, top-k, top-p and the repetition penalty yourself (checked against
 # `course_utils.sampling`), and a few-shot message builder. Each exercise has an automatic check.
+# Its measured exercise (a prompt that makes the model name opposites, scored on held-out words) reports your number beside the target and the reference solution's.
 #
 # Further questions to explore here:
 # 1. Set `PROMPT` to a question with one right answer ("The capital of France is"). How big is the top-p = 0.9

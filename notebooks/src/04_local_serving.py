@@ -637,7 +637,9 @@ print("server stopped; the port no longer answers")
 #
 # Open [`labs/04_local_serving_lab.ipynb`](../labs/04_local_serving_lab.ipynb): compute TTFT and TPOT from the
 # stamps of a real stream, call the local server with the `openai` client, compute KV-cache bytes per token,
-# and write a tiny load test yourself. Then try:
+# and write a tiny load test yourself.
+# Its measured exercise (fit a chat into a prompt-token budget as the real server counts it) reports your number beside the target and the reference solution's.
+# Then try:
 # 1. Run section 6 with `stream=False` in `load_test`. Which number can you no longer see?
 # 2. Start the server with `n_threads=1` and repeat the load test. What happens to throughput, and why?
 # 3. How many 8k-token conversations of Llama-3.1-8B fit into the 80 GB of an H100 next to its 16 GB of

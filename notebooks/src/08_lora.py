@@ -572,6 +572,7 @@ display(Markdown("\n".join([
 # Practise in the lab, [`labs/08_lora_lab.ipynb`](../labs/08_lora_lab.ipynb): write the LoRA forward pass, count
 # adapter parameters, merge an update, build SFT labels, and permute q/k rows for llama.cpp. Each exercise has an
 # automatic check.
+# Its measured exercise (train a dates adapter that reaches an exact-match target on prompts the check writes) reports your number beside the target and the reference solution's.
 #
 # Further questions to explore here:
 # 1. Train with `RANK = 1` and `RANK = 32` (keep `ALPHA = 2 * RANK`). How do the held-out loss and the adapter size

@@ -582,7 +582,9 @@ print(f"notebook ran in {time.perf_counter() - started:.0f} s")
 # ## Exercises
 #
 # Open [the lab](../labs/09_evaluation_lab.ipynb): implement `acc_norm`, the standard error, GSM8K answer
-# extraction and WinoGrande's partial scoring, each auto-checked. Then try:
+# extraction and WinoGrande's partial scoring, each auto-checked.
+# Its measured exercise (a GSM8K answer extractor scored on model-style outputs the lab never shows) reports your number beside the target and the reference solution's.
+# Then try:
 # 1. Run with `FULL=True` (200 items per task) and see how the error bars of the sampled tasks shrink; compare
 #    `course eval arc_easy --limit 0` with and without `--dtype bf16`.
 # 2. Score MMLU 0-shot vs 5-shot on more items: does the small model use the examples?

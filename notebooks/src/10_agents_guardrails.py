@@ -791,7 +791,9 @@ store_dir.cleanup()
 #
 # Open [`labs/10_agents_guardrails_lab.ipynb`](../labs/10_agents_guardrails_lab.ipynb): write a tool schema from a
 # signature, a dispatcher that never crashes, an injection detector measured on the labelled set, and an output
-# guard. Then try:
+# guard.
+# Its measured exercise (the injection detector, scored on messages the check writes) reports your number beside the target and the reference solution's.
+# Then try:
 # 1. Run section 5 with `FULL=True`. Which tool does the model find hardest to use, and why?
 # 2. Remove the `thought` field (`Agent(..., thought=False)`). Does the small model choose tools better or worse?
 # 3. Add a tool `convert(amount: float, unit: Literal["km", "mi"])` and a few tasks for it. Does the grammar keep

@@ -629,7 +629,9 @@ display(Markdown(
 # ## Exercises
 #
 # Open [`labs/11_app_lab.ipynb`](../labs/11_app_lab.ipynb): implement the word error rate, a validator for
-# synthetic records, and a streaming chat handler. Then try:
+# synthetic records, and a streaming chat handler.
+# Its measured exercise (the validator, scored on records the check writes) reports your number beside the target and the reference solution's.
+# Then try:
 # 1. Run `course app`, open http://127.0.0.1:7860/ and record a question with your microphone. What is the WER
 #    of your own voice? Of a noisy room?
 # 2. Change `synth.QUESTION_PROMPT`, the worked example or `tries` and rerun section 6. Which rejection reason goes
