@@ -9,7 +9,7 @@
 #
 # **Prerequisites:** lesson 05.
 #
-# **Run time:** 15 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 16 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 #
 # Exercises 1-5 run no model; exercise 6 runs SmolLM2 to measure perplexity.
 
@@ -40,7 +40,6 @@ from course_utils.checks.quant import (
     check_perplexity,
     check_q4_1_block,
     perplexity_with,
-    qtensor_bytes,
 )
 
 cfg = setup_notebook(seed=SEED)
@@ -167,7 +166,7 @@ print(f"{len(weights)} weights, {sum(w.numel() for w in weights.values()):,} num
 w = next(iter(weights.values()))
 for option in (dict(bits=8), dict(bits=4, scheme="minmax", group_size=32), dict(bits=4, scheme="zeropoint", group_size=32),
                dict(bits=4, group_size=32), dict(bits=4, scheme="zeropoint", granularity="block", group_size=192), dict(bits=4)):
-    print(f"{8 * qtensor_bytes(quant.quantize(w, **option)) / w.numel():6.3f} bits per weight  {option}")
+    print(f"{quant.quantize(w, **option).bits_per_weight:6.3f} bits per weight  {option}")
 
 # %% [markdown]
 # One scale for all of them fits only at the coarse end. Your own measurements go on **calibration** text

@@ -40,7 +40,6 @@ from course_utils.checks.quant import (
     check_perplexity,
     check_q4_1_block,
     perplexity_with,
-    qtensor_bytes,
 )
 
 cfg = setup_notebook(seed=SEED)
@@ -171,7 +170,7 @@ print(f"{len(weights)} weights, {sum(w.numel() for w in weights.values()):,} num
 w = next(iter(weights.values()))
 for option in (dict(bits=8), dict(bits=4, scheme="minmax", group_size=32), dict(bits=4, scheme="zeropoint", group_size=32),
                dict(bits=4, group_size=32), dict(bits=4, scheme="zeropoint", granularity="block", group_size=192), dict(bits=4)):
-    print(f"{8 * qtensor_bytes(quant.quantize(w, **option)) / w.numel():6.3f} bits per weight  {option}")
+    print(f"{quant.quantize(w, **option).bits_per_weight:6.3f} bits per weight  {option}")
 
 # %% [markdown]
 # One scale for all of them fits only at the coarse end. Your own measurements go on **calibration** text
@@ -202,7 +201,7 @@ def fit_budget(weights: dict[str, torch.Tensor], budget_bytes: int) -> dict[str,
     plan = {n: quant.quantize(w, **CHEAP) for n, w in weights.items()}
     for kind in sorted(KINDS, key=damage.get, reverse=True):  # the most damaged kind gets the bytes first
         trial = plan | {n: quant.quantize(w, **RICH) for n, w in weights.items() if n.endswith(kind)}
-        if sum(qtensor_bytes(q) for q in trial.values()) <= budget_bytes:
+        if sum(q.nbytes for q in trial.values()) <= budget_bytes:
             plan = trial
     print("calibration damage:", {k: round(v, 3) for k, v in sorted(damage.items(), key=lambda kv: -kv[1])})
     print("5 bits for:", sorted({n.rsplit(".", 1)[1] for n, q in plan.items() if q.scheme == "minmax"}))

@@ -280,13 +280,6 @@ def budget_bytes(weights: dict[str, Any]) -> int:
     return int(sum(w.numel() for w in weights.values()) * BUDGET_BITS_PER_WEIGHT) // 8
 
 
-def qtensor_bytes(q: Any) -> int:
-    """Bytes a :class:`~course_utils.quant.QTensor` stores: codes, scales and zero-points/minimums."""
-    from ..quant import tensor_bytes
-
-    return sum(tensor_bytes(t) for t in (q.codes, q.scales, q.zero_points) if t is not None)
-
-
 def reference_fit_budget(weights: dict[str, Any], budget: int) -> dict[str, Any]:
     """The reference solution: min-max groups of 32 (lossless on this model's Q4_1 grid, 5 bits) for the
     tensors that hurt most when rounded (v_proj, o_proj, down_proj), zero-point blocks of 192 (4.125
@@ -364,7 +357,7 @@ def check_fit_budget(fit_budget: Callable[..., Any], model: Any, tokenizer: Any)
                 return f"{name!r} should be a QTensor, got {type(q).__name__}"
             if name in weights and tuple(q.shape) != tuple(weights[name].shape):
                 return f"{name!r} has shape {tuple(q.shape)}, the weight is {tuple(weights[name].shape)}"
-        used = sum(qtensor_bytes(q) for n, q in out.items() if n in weights)
+        used = sum(q.nbytes for n, q in out.items() if n in weights)  # codes, scales and offsets
         n_weights = sum(w.numel() for w in weights.values())
         if used > budget:
             return (f"your weights take {used:,} bytes ({8 * used / n_weights:.3f} bits per weight), over the budget of "
