@@ -11,7 +11,8 @@
 #   pip at this machine's package mirror, where Colab reaches PyPI.
 # - GitHub: `git clone https://github.com/local-llm-lab/local-llm-lab` is rewritten (git's `insteadOf`) to
 #   this checkout's committed HEAD, so the notebooks' install cell runs unchanged.
-# - `google.colab`: an empty module in Colab's Python, which is what the install cell tests for.
+# - `google.colab`: an empty module, imported when Colab's Python starts, as Colab's kernel has it in sys.modules
+#   before the first cell (what the install cell tests for).
 # The notebooks are executed as Colab runs them: a kernel started *before* the install (so the install
 # cell must make `course_utils` importable in the running kernel), working directory /content.
 # Printed: the install cell's time, each lesson's run time and whether every cell ran without an error;
@@ -43,6 +44,7 @@ export PATH="$WORK/colab-python/bin:$PATH"
 python -m pip install -q --disable-pip-version-check torch==2.13.0 jupyter nbclient ipykernel
 SITE="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 mkdir -p "$SITE/google/colab" && : >"$SITE/google/colab/__init__.py"
+echo "import google.colab" >"$SITE/colab-runtime.pth"  # Colab's kernel has imported it before the first cell runs
 echo ">> (that took $(( $(date +%s) - start )) s; on Colab it is already there)"
 
 mkdir -p "$WORK/opened" "$WORK/executed"
