@@ -15,7 +15,7 @@
 #
 # **Prerequisites:** lesson 00 (TTFT and TPOT), lesson 03 helps (generation options).
 #
-# **Run time:** 53 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-01; a slower machine takes longer.
+# **Run time:** 55 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
