@@ -31,9 +31,10 @@ if [[ -e /content && ! -f /content/.course-colab-simulation ]]; then
 fi
 rm -rf /content && mkdir -p /content && touch /content/.course-colab-simulation
 
+PIP_CONF="${PIP_CONFIG_FILE:-$HOME/.config/pip/pip.conf}"  # read before HOME is replaced
 export HOME="$WORK/home" XDG_CACHE_HOME="$WORK/home/.cache" JUPYTER_DATA_DIR="$WORK/home/.local/share/jupyter"
 mkdir -p "$HOME/.config/pip"
-[[ -f /root/.config/pip/pip.conf ]] && cp /root/.config/pip/pip.conf "$HOME/.config/pip/"
+if [[ -f "$PIP_CONF" ]]; then cp "$PIP_CONF" "$HOME/.config/pip/pip.conf"; fi
 unset VIRTUAL_ENV PYTHONPATH COURSE_CACHE COURSE_BACKEND COURSE_MODEL
 git config --file "$HOME/.gitconfig" "url.file://$REPO.insteadOf" "$URL"
 
