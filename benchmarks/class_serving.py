@@ -32,13 +32,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import table  # noqa: E402
+
+if TYPE_CHECKING:
+    from course_utils.machine import Machine
 
 KEY = "course-benchmark-key"
 PROMPT = "Write two sentences about the sea."
@@ -130,7 +133,7 @@ def main() -> None:
         write_results(args.out, rows, args, weights, started_at)
 
 
-def write_results(path: Path, rows: list[dict], args: argparse.Namespace, weights: str, started_at: Any) -> None:
+def write_results(path: Path, rows: list[dict], args: argparse.Namespace, weights: str, started_at: Machine) -> None:
     """The table as JSON, written atomically, with what it was measured on."""
     import datetime
     import json
