@@ -81,14 +81,15 @@ def plain_chroma_rankings(docs: dict[str, str], queries: list[str], folder: str,
     chunks = rag.chunk_documents(docs, "fixed", size=800, overlap=0)
     client = chromadb.PersistentClient(path=os.path.join(folder, "plain-chroma"))
     collection = client.get_or_create_collection(f"plain-{len(chunks)}", embedding_function=SentenceTransformerEmbeddingFunction(model_name=str(minilm_dir())))
+    batch_size = 256  # Chroma's add takes at most a few thousand ids per call, its query a few hundred texts
     started = time.perf_counter()
-    for i in range(0, len(chunks), 256):  # Chroma's add takes at most a few thousand ids per call
-        batch = chunks[i:i + 256]
+    for i in range(0, len(chunks), batch_size):
+        batch = chunks[i:i + batch_size]
         collection.add(ids=[c.id for c in batch], documents=[c.text for c in batch], metadatas=[{"doc_id": c.doc_id} for c in batch])
     index_s = time.perf_counter() - started
     rankings = []
-    for i in range(0, len(queries), 256):  # one call with all 3,270 BoolQ questions: "too many SQL variables"
-        found = collection.query(query_texts=queries[i:i + 256], n_results=depth, include=["metadatas"])
+    for i in range(0, len(queries), batch_size):  # one call with all 3,270 BoolQ questions: "too many SQL variables"
+        found = collection.query(query_texts=queries[i:i + batch_size], n_results=depth, include=["metadatas"])
         rankings += [list(dict.fromkeys(m["doc_id"] for m in metas)) for metas in found["metadatas"]]
     return rankings, index_s
 

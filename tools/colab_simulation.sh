@@ -63,6 +63,14 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+
+def seconds(cell) -> float:
+    """How long one executed cell ran, from the timestamps nbclient records."""
+    t = cell.metadata.get("execution", {})
+    begin, end = t.get("iopub.execute_input"), t.get("shell.execute_reply")
+    return (dt.datetime.fromisoformat(end.rstrip("Z")) - dt.datetime.fromisoformat(begin.rstrip("Z"))).total_seconds()
+
+
 work = Path(sys.argv[1])
 for lesson in ("00_setup", "07_rag"):
     nb = nbformat.read(work / "opened" / f"{lesson}.ipynb", as_version=4)
@@ -73,11 +81,6 @@ for lesson in ("00_setup", "07_rag"):
     total = time.perf_counter() - start
     nbformat.write(nb, work / "executed" / f"{lesson}.ipynb")
     code = [c for c in nb.cells if c.cell_type == "code"]
-
-    def seconds(cell):
-        t = cell.metadata.get("execution", {})
-        begin, end = t.get("iopub.execute_input"), t.get("shell.execute_reply")
-        return (dt.datetime.fromisoformat(end.rstrip("Z")) - dt.datetime.fromisoformat(begin.rstrip("Z"))).total_seconds()
 
     install = next(c for c in code if "google.colab" in c.source)
     errors = [(i, o.ename, o.evalue) for i, c in enumerate(code) for o in c.get("outputs", []) if o.output_type == "error"]

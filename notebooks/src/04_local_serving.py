@@ -15,7 +15,7 @@
 #
 # **Prerequisites:** lesson 00 (TTFT and TPOT), lesson 03 helps (generation options).
 #
-# **Run time:** 55 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
+# **Run time:** 56 s on a 2-core CPU (Intel(R) Xeon(R) Processor), measured by `course run` on 2026-12-02; a slower machine takes longer.
 
 # %%
 # Colab only: install the course (~5 min the first time). Does nothing on your own machine.
@@ -631,7 +631,8 @@ for engine, rows in classroom.groupby("engine"):
     ax.plot(rows["learners"], rows["tokens/s"], marker="o", label=engine)
 ax.set(xscale="log", xlabel="learners with a request in flight", ylabel="tokens/s, all learners together",
        title=f"One {at['cores']}-core machine serving a class (recorded {recorded['date']})")
-ax.set_xticks(sorted(classroom["learners"].unique()), labels=[str(n) for n in sorted(classroom["learners"].unique())])
+levels = sorted(classroom["learners"].unique())
+ax.set_xticks(levels, labels=[str(n) for n in levels])
 ax.legend(fontsize=8)
 plt.show()
 
