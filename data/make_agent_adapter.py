@@ -34,7 +34,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 HERE = Path(__file__).parent
 THREADS = 2
-RECIPE = {"steps": 24, "batch_size": 8, "lr": 4e-3, "r": 8, "alpha": 16.0, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"], "seed": 0}
+RECIPE = {"steps": 64, "batch_size": 8, "lr": 4e-3, "r": 8, "alpha": 16.0, "targets": ["q_proj", "k_proj", "v_proj", "o_proj"], "seed": 0}
 
 
 def write_traces() -> Path:

@@ -29,7 +29,7 @@ SEED = 10
 HERE = Path(__file__).parent
 OUT = HERE / "agent_task_splits.jsonl"
 N_CALC = {"train": 80, "test": 20}
-N_PYTHON = {"train": 48, "test": 16}
+N_PYTHON = {"train": 48, "test": 16, "train, added": 48}
 N_SEARCH_TEST_FACTS = 12
 
 # ----------------------------------------------------------------------------- search: one line per handbook fact
@@ -85,6 +85,26 @@ NO_TOOL = {
               ("What is the largest ocean on Earth?", "Pacific"), ("Who wrote Romeo and Juliet?", "Shakespeare"),
               ("In which country are the pyramids of Giza?", "Egypt"), ("What is the main language spoken in Brazil?", "Portuguese"),
               ("What is the capital of Canada?", "Ottawa")],
+    # more of the kind the first adapter got least right (1 of 12 held out): questions that need no tool
+    "train, added": [
+        ("What is the capital of France?", "Paris"), ("What is the capital of Egypt?", "Cairo"),
+        ("What is the capital of China?", "Beijing"), ("What is the capital of Ireland?", "Dublin"),
+        ("What is the capital of Austria?", "Vienna"), ("What is the capital of Poland?", "Warsaw"),
+        ("What colour is coal?", "black"), ("What colour is a tomato?", "red"),
+        ("What is the opposite of big?", "small"), ("What is the opposite of fast?", "slow"),
+        ("What is the opposite of left?", "right"), ("Which animal says meow?", "cat"),
+        ("Which animal has a trunk?", "elephant"), ("Which bird is a symbol of peace?", "dove"),
+        ("Which season comes after summer?", "autumn"), ("Who painted the Mona Lisa?", "Leonardo da Vinci"),
+        ("What is the closest star to Earth?", "the Sun"), ("What do caterpillars turn into?", "butterflies"),
+        ("What is the chemical formula of water?", "H2O"), ("How do you say hello in French?", "bonjour"),
+        ("How do you say water in Spanish?", "agua"), ("What is the main language spoken in Mexico?", "Spanish"),
+        ("What is the main language spoken in Germany?", "German"), ("In which country is the Eiffel Tower?", "France"),
+        ("In which city is the Colosseum?", "Rome"), ("Which planet is known as the red planet?", "Mars"),
+        ("What do you call a baby sheep?", "lamb"), ("What do you call a baby cow?", "calf"),
+        ("What do you write on a blackboard with?", "chalk"), ("Which ocean lies between Europe and America?", "Atlantic"),
+        ("What is the longest river in Africa?", "Nile"), ("What is the tallest mountain in the world?", "Everest"),
+        ("Who discovered gravity when an apple fell?", "Newton"), ("Who was the first person to walk on the Moon?", "Neil Armstrong"),
+        ("What do pandas eat?", "bamboo"), ("What is the capital of Australia?", "Canberra")],
     "test": [("What is the capital of Portugal?", "Lisbon"), ("What is the capital of Russia?", "Moscow"),
              ("What is the capital of England?", "London"), ("What colour is snow?", "white"),
              ("What colour is a ripe banana?", "yellow"), ("What is the opposite of day?", "night"),
@@ -236,14 +256,19 @@ def build_rows() -> list[dict]:
         by_split[split] += [("none", q, {"answer": a}, a) for q, a in NO_TOOL[split]]
 
     rows = []
-    for split in ("test", "train"):
-        tasks = by_split[split]
+    counters: dict[str, dict[str, int]] = {"test": {}, "train": {}}
+    for group in ("test", "train", "train, added"):
+        if group == "train, added":
+            # Added later, for the kinds the first adapter got wrong most (no tool needed; Python such as counting
+            # letters). Drawn last, so the held-out split and the first train tasks stay as they were, byte for byte.
+            by_split[group] = [("run_python", *task) for task in take(python_tasks(rng, WORDS["train"]), N_PYTHON[group], seen)]
+            by_split[group] += [("none", q, {"answer": a}, a) for q, a in NO_TOOL[group] if q not in seen]
+        tasks, split = by_split[group], group.split(",")[0]
         rng.shuffle(tasks)
-        counters: dict[str, int] = {}
         for tool, question, arguments, answer in tasks:
-            counters[tool] = counters.get(tool, 0) + 1
+            counters[split][tool] = counters[split].get(tool, 0) + 1
             prefix = {"calculate": "calc", "run_python": "py", "search": "search", "none": "none"}[tool]
-            rows.append({"id": f"{split}-{prefix}-{counters[tool]:03d}", "split": split, "question": question,
+            rows.append({"id": f"{split}-{prefix}-{counters[split][tool]:03d}", "split": split, "question": question,
                          "tool": tool, "answer": answer, "arguments": arguments})
     return rows
 

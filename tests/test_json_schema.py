@@ -70,3 +70,13 @@ def test_without_a_schema_the_loop_is_the_plain_greedy_loop(transformers_backend
 def test_a_schema_it_cannot_compile_gets_a_fix(transformers_backend):
     with pytest.raises(InvalidOption, match="JSON schema.*Fix:"):
         transformers_backend.chat([{"role": "user", "content": "Hi"}], max_tokens=5, json_schema={"type": "no-such-type"})
+
+
+def test_llamacpp_strings_never_hold_a_raw_newline(llamacpp):
+    """llama-cpp-python's own schema converter admits raw control characters inside a JSON string, which JSON
+    forbids. On this prompt the bundled model, so forced, wrote a raw newline into the string (json.loads: "Invalid
+    control character"). The course's grammar leaves them out, as llama.cpp's own converter does."""
+    schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 160}}, "required": ["text"], "additionalProperties": False}
+    result = llamacpp.chat([{"role": "user", "content": "Write a haiku (three lines) in the field text."}], max_tokens=200, json_schema=schema)
+    assert result.finish_reason == "stop"
+    assert set(json.loads(result.text)) == {"text"}  # strict json.loads: a raw control character fails here

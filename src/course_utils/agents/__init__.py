@@ -96,6 +96,7 @@ from .traces import (
     ADAPTER_STEPS,
     TRACES_FILE,
     Trace,
+    adapter_agent,
     adapter_key,
     agent_gguf,
     agent_gguf_path,
@@ -109,7 +110,7 @@ from .traces import (
 )
 
 __all__ = [
-    "ADAPTER_DIR", "ADAPTER_PROMPT", "ADAPTER_STEPS", "TRACES_FILE", "Trace", "adapter_key", "agent_gguf", "agent_gguf_path", "apply_adapter",
+    "ADAPTER_DIR", "ADAPTER_PROMPT", "ADAPTER_STEPS", "TRACES_FILE", "Trace", "adapter_agent", "adapter_key", "agent_gguf", "agent_gguf_path", "apply_adapter",
     "encode_trace", "load_traces", "near_duplicate", "reference_traces", "shipped_adapter", "trace_batches",
     "FAILURE_KINDS", "FINAL", "HANDBOOK", "HANDBOOK_FILE", "MAX_EXPONENT", "MAX_LENGTH", "MAX_MAGNITUDE", "NO_TOOL",
     "SPLIT_TASKS_FILE", "STEP_MAX_TOKENS", "SYSTEM_PROMPT", "TASKS_FILE",

@@ -40,10 +40,10 @@ from typing import Any
 from ..errors import DataError, InvalidOption
 from .loop import Agent
 from .measuring import NO_TOOL, answer_matches, check_task
-from .policies import ScriptedPolicy
+from .policies import BackendPolicy, ScriptedPolicy
 from .tools import FINAL, Tool
 
-__all__ = ["ADAPTER_DIR", "ADAPTER_PROMPT", "ADAPTER_STEPS", "TRACES_FILE", "Trace", "adapter_key", "apply_adapter",
+__all__ = ["ADAPTER_DIR", "ADAPTER_PROMPT", "ADAPTER_STEPS", "TRACES_FILE", "Trace", "adapter_agent", "adapter_key", "apply_adapter",
            "agent_gguf", "agent_gguf_path", "encode_trace", "load_traces", "near_duplicate", "reference_traces", "shipped_adapter", "trace_batches"]
 
 TRACES_FILE = "agent_traces.jsonl"  # written by data/make_agent_adapter.py from the train split
@@ -220,6 +220,17 @@ def apply_adapter(backend: Any, folder: str | os.PathLike | None = None, merge: 
         lora.merge_lora(backend.model)
     backend.model.eval()
     return backend
+
+
+def adapter_agent(engine: Any, tools: Sequence[Tool | Callable[..., Any]], max_steps: int = ADAPTER_STEPS) -> Agent:
+    """The agent the adapter was trained for, as lesson 10 measures it: the traces' system prompt, no thought
+    field, grammar-constrained steps of at most 80 tokens. ``engine`` is any backend with a JSON grammar.
+
+    >>> from course_utils.agents import calculate
+    >>> adapter_agent(None, [calculate]).system_prompt.startswith("You are an assistant that uses tools.")
+    True
+    """
+    return Agent(BackendPolicy(engine, grammar=True, max_tokens=80), tools, max_steps=max_steps, system_prompt=ADAPTER_PROMPT, thought=False)
 
 
 def _adapter_folder(adapter: str | os.PathLike | None | bool) -> Path | None:

@@ -139,15 +139,38 @@ def special_token_texts(llm: Any) -> list[str]:
             for i in range(llama_cpp.llama_vocab_n_tokens(vocab)) if llama_cpp.llama_vocab_get_attr(vocab, i) & control]
 
 
-def _grammar(schema: dict) -> object:
-    """A GBNF grammar that only admits JSON matching ``schema`` (llama.cpp masks every other token)."""
+# llama-cpp-python's schema converter lets a JSON string hold raw control characters (a newline, a tab), which
+# JSON forbids: json.loads then rejects a reply the grammar admitted. llama.cpp's own converter (llama-server's)
+# leaves them out of a string's characters; so does this one, by editing that one rule.
+LOOSE_STRING_CHAR = r'char ::= [^"\\] |'
+STRICT_STRING_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+def json_schema_gbnf(schema: dict) -> str:
+    r"""The GBNF grammar (text) that admits only JSON matching ``schema``, with no raw control character in a string.
+
+    >>> rules = json_schema_gbnf({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
+    >>> print(next(line for line in rules.splitlines() if line.startswith("char ::=")).split(" |")[0])
+    char ::= [^"\\\x7F\x00-\x1F]
+    """
     import json
 
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return json_schema_to_gbnf(json.dumps(schema)).replace(LOOSE_STRING_CHAR, STRICT_STRING_CHAR)
+    except (ValueError, RuntimeError, TypeError, KeyError) as err:
+        raise InvalidOption(f"llama.cpp cannot turn this JSON schema into a grammar ({err})", fix="simplify the schema: objects, arrays, strings, numbers, enums") from None
+
+
+def _grammar(schema: dict) -> object:
+    """A GBNF grammar that only admits JSON matching ``schema`` (llama.cpp masks every other token)."""
     from llama_cpp import LlamaGrammar
 
+    text = json_schema_gbnf(schema)
     with quiet_stderr():  # the grammar parser prints its rules
         try:
-            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            return LlamaGrammar.from_string(text, verbose=False)
         except (ValueError, RuntimeError, TypeError) as err:
             raise InvalidOption(f"llama.cpp cannot turn this JSON schema into a grammar ({err})", fix="simplify the schema: objects, arrays, strings, numbers, enums") from None
 
