@@ -62,8 +62,21 @@ def main() -> None:
     import pandas as pd
 
     from course_utils import get_backend
-    from course_utils.agents import (adapter_agent, agent_gguf, by_tool, calculate, evaluate_agent, failure_counts, handbook_store,
-                                     load_tasks, make_python_tool, make_search_tool, make_tool, shipped_adapter, solved_interval)
+    from course_utils.agents import (
+        adapter_agent,
+        agent_gguf,
+        by_tool,
+        calculate,
+        evaluate_agent,
+        failure_counts,
+        handbook_store,
+        load_tasks,
+        make_python_tool,
+        make_search_tool,
+        make_tool,
+        shipped_adapter,
+        solved_interval,
+    )
     from course_utils.machine import machine
 
     started_at = machine()

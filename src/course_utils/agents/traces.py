@@ -226,9 +226,15 @@ def adapter_agent(engine: Any, tools: Sequence[Tool | Callable[..., Any]], max_s
     """The agent the adapter was trained for, as lesson 10 measures it: the traces' system prompt, no thought
     field, grammar-constrained steps of at most 80 tokens. ``engine`` is any backend with a JSON grammar.
 
+    A stand-in engine that always answers with the same step shows what the agent sends and does:
+
+    >>> from types import SimpleNamespace
     >>> from course_utils.agents import calculate
-    >>> adapter_agent(None, [calculate]).system_prompt.startswith("You are an assistant that uses tools.")
-    True
+    >>> step = '{"tool": "final_answer", "arguments": {"answer": "391"}}'
+    >>> engine = SimpleNamespace(chat=lambda messages, **options: SimpleNamespace(text=step))
+    >>> agent = adapter_agent(engine, [calculate])
+    >>> agent.system_prompt.startswith("You are an assistant that uses tools."), agent.run("What is 17 times 23?").answer
+    (True, '391')
     """
     return Agent(BackendPolicy(engine, grammar=True, max_tokens=80), tools, max_steps=max_steps, system_prompt=ADAPTER_PROMPT, thought=False)
 
