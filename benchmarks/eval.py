@@ -1,6 +1,7 @@
 """The course's evaluation harness against lm-evaluation-harness: ARC-Easy by log-likelihood, side by side.
 
-    .venv/bin/python benchmarks/eval.py                 # all 570 items (about 3 minutes on 2 idle cores)
+    .venv/bin/python benchmarks/eval.py                 # all 570 items (about 6 minutes on 2 idle cores, 11 with bf16
+                                                        # on a CPU without native bf16: add --no-bf16 to skip it)
     .venv/bin/python benchmarks/eval.py --limit 100     # a quick look
 
 In one run, on the same in-memory fp32 SmolLM2 (the course's cached conversion) and the same

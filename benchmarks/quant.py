@@ -1,6 +1,6 @@
 """Quantization benchmark: size, perplexity and speed of SmolLM2 in every format, side by side.
 
-    .venv/bin/python benchmarks/quant.py                  # 16,384 tokens per perplexity run (~6 min on 2 idle cores)
+    .venv/bin/python benchmarks/quant.py                  # 16,384 tokens per perplexity run (~25 min on 2 idle cores)
     .venv/bin/python benchmarks/quant.py --tokens 4096    # a quicker look
 
 Models: fp32 (the bundled Q4_1 GGUF de-quantized by transformers), bf16, the course's own simulated

@@ -279,6 +279,42 @@ def test_hybrid_sparse_weight_decides_who_wins_a_disagreement():
     assert [h.id for h in rag.HybridRetriever(dense, sparse, rrf_k=1, sparse_weight=2.0).search("q", 2)] == ["b", "a"]
 
 
+class _Scored:
+    """A retriever that returns fixed (id, score) hits for every query."""
+
+    def __init__(self, scored: list[tuple[str, float]]) -> None:
+        self.scored = scored
+
+    def search(self, query: str, k: int = 5) -> list:
+        return [rag.Hit(i, f"text of {i}", i.upper(), s, n) for n, (i, s) in enumerate(self.scored[:k], start=1)]
+
+
+def test_score_fusion_keeps_the_margins_that_ranks_lose():
+    # dense is sure of "a" (0.9 against 0.2); BM25 barely prefers "b" (10.0 against 9.9, then a far third)
+    dense, sparse = _Scored([("a", 0.9), ("b", 0.2), ("c", 0.1)]), _Scored([("b", 10.0), ("a", 9.9), ("c", 0.0)])
+    by_rank = rag.HybridRetriever(dense, sparse, rrf_k=1, sparse_weight=1.0).search("q", 3)
+    by_score = rag.HybridRetriever(dense, sparse, fusion="scores", sparse_weight=0.5).search("q", 3)
+    assert [h.id for h in by_rank][:2] == ["a", "b"] and by_rank[0].score == by_rank[1].score  # a tie by ranks
+    assert [h.id for h in by_score] == ["a", "b", "c"] and by_score[0].score > by_score[1].score + 0.3
+    assert by_score[0].score == pytest.approx(0.5 * 1.0 + 0.5 * 0.99)  # each list scaled to 0..1 by its own range
+    assert by_score[0].text == "text of a" and by_score[0].rank == 1
+
+
+def test_score_fusion_weights_and_missing_ids():
+    fused = dict(rag.score_fusion([[("a", 2.0), ("b", 1.0)], [("c", 5.0), ("a", 4.0), ("d", 3.0)]], weights=[0.25, 0.75]))
+    assert fused == pytest.approx({"a": 0.25 + 0.75 * 0.5, "c": 0.75, "b": 0.0, "d": 0.0})
+    assert rag.score_fusion([[("x", 3.0)], []]) == [("x", 1.0)]  # one hit is the best of its list; an empty list adds nothing
+    only_sparse = rag.HybridRetriever(_Scored([("a", 0.9), ("b", 0.1)]), _Scored([("b", 2.0), ("a", 1.0)]), fusion="scores", sparse_weight=1.0)
+    assert [h.id for h in only_sparse.search("q", 2)] == ["b", "a"]
+    for bad in ([1.0], [1.0, -1.0], [1.0, "x"]):
+        with pytest.raises(InvalidOption, match="one weight"):
+            rag.score_fusion([[("a", 1.0)], [("b", 1.0)]], weights=bad)
+    with pytest.raises(InvalidOption, match="fusion must be one of rrf, scores"):
+        rag.HybridRetriever(_Fixed(["a"]), _Fixed(["a"]), fusion="max")
+    with pytest.raises(InvalidOption, match="share from 0 to 1"):
+        rag.HybridRetriever(_Fixed(["a"]), _Fixed(["a"]), fusion="scores", sparse_weight=1.5)
+
+
 def test_reciprocal_rank_fusion():
     fused = dict(rag.reciprocal_rank_fusion([["a", "b"], ["b", "c"]], k=60))
     assert fused["b"] == pytest.approx(1 / 62 + 1 / 61) and fused["a"] == pytest.approx(1 / 61)

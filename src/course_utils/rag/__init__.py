@@ -77,6 +77,7 @@ from .retrievers import (
     check_query,
     reciprocal_rank_fusion,
     retrieve,
+    score_fusion,
     search_many,
 )
 from .store import COLLECTION_NAME, AddReport, CorruptStore, VectorStore, cached_store
@@ -101,5 +102,5 @@ __all__ = [
     "check_query", "chunk_documents", "chunk_spans", "chunk_text", "describe_injection", "doc_ranking",
     "evaluate_retrieval", "find_injection", "fixed_spans", "format_sources", "load_documents", "mrr",
     "parse_citations", "parse_yes_no", "read_text_file", "recall_at_k", "reciprocal_rank_fusion", "retrieve",
-    "search_many", "sentence_spans", "text_id", "verify_citations", "yes_no_messages",
+    "score_fusion", "search_many", "sentence_spans", "text_id", "verify_citations", "yes_no_messages",
 ]

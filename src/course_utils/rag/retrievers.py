@@ -5,7 +5,8 @@ Three kinds, one interface, so :func:`retrieve`, :func:`~course_utils.rag.answer
 
 * dense: :class:`~course_utils.rag.VectorStore` (MiniLM vectors in Chroma);
 * keyword: :class:`BM25Retriever` (:mod:`course_utils.bm25`, from scratch);
-* both: :class:`HybridRetriever`, fused with :func:`reciprocal_rank_fusion`.
+* both: :class:`HybridRetriever`, fused by rank (:func:`reciprocal_rank_fusion`) or by score
+  (:func:`score_fusion`).
 
 >>> from course_utils.rag import chunk_documents
 >>> bm25 = BM25Retriever(chunk_documents({"cats": "Cats purr.", "tax": "Income tax is due in April."}))
@@ -99,19 +100,61 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-class HybridRetriever:
-    """Dense + keyword retrieval fused with reciprocal rank fusion over the top ``depth`` of each.
+def score_fusion(scored: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+    """Merge scored lists of ids by their scores: each list is min-max scaled to 0..1 (its best id 1,
+    its last 0), an id missing from a list gets 0 there, and the scaled scores add up with ``weights``.
 
-    ``sparse_weight`` scales the keyword list's votes (1.0: equal say); ``rrf_k`` is the fusion's k.
+    Unlike :func:`reciprocal_rank_fusion` it keeps *how much* better the top hit is: a cosine of 0.71
+    against 0.40 outweighs one of 0.52 against 0.51, where ranks see the same "first, second".
+    Scaling each list by its own range is what makes cosines and BM25 scores addable (the "min-max"
+    normalisation of Bruch et al. 2023, "An Analysis of Fusion Functions for Hybrid Retrieval").
+
+    >>> score_fusion([[("a", 0.9), ("b", 0.5), ("c", 0.4)], [("c", 12.0), ("b", 3.0)]], weights=[0.7, 0.3])
+    [('a', 0.7), ('c', 0.3), ('b', 0.14)]
+    """
+    weights = [1.0] * len(scored) if weights is None else list(weights)
+    if len(weights) != len(scored) or any(not isinstance(w, int | float) or w < 0 for w in weights):
+        raise InvalidOption(f"need one weight >= 0 per list, got {weights!r} for {len(scored)} lists",
+                            fix="pass e.g. weights=[0.7, 0.3]")
+    fused: dict[str, float] = {}
+    for items, weight in zip(scored, weights, strict=True):
+        if not items:
+            continue
+        low, high = min(s for _, s in items), max(s for _, s in items)
+        for item, score in items:
+            scaled = (score - low) / (high - low) if high > low else 1.0
+            fused[item] = fused.get(item, 0.0) + weight * scaled
+    return sorted(((i, round(v, 12)) for i, v in fused.items()), key=lambda kv: (-kv[1], kv[0]))
+
+
+FUSIONS = ("rrf", "scores")
+
+
+class HybridRetriever:
+    """Dense + keyword retrieval over the top ``depth`` of each, fused by rank or by score.
+
+    ``fusion="rrf"`` (the default): :func:`reciprocal_rank_fusion` with its ``rrf_k``.
+    ``fusion="scores"``: :func:`score_fusion`, the dense list weighted ``1 - sparse_weight``.
+    ``sparse_weight`` is the keyword list's say (with RRF 1.0 means an equal vote).
     """
 
-    def __init__(self, dense: Retriever, sparse: Retriever, depth: int = 30, rrf_k: int = 60, sparse_weight: float = 1.0) -> None:
+    def __init__(self, dense: Retriever, sparse: Retriever, depth: int = 30, rrf_k: int = 60, sparse_weight: float = 1.0,
+                 fusion: str = "rrf") -> None:
+        if fusion not in FUSIONS:
+            raise InvalidOption(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}", fix="use fusion='rrf' or fusion='scores'")
+        if fusion == "scores" and not (isinstance(sparse_weight, int | float) and 0 <= sparse_weight <= 1):
+            raise InvalidOption(f"with fusion='scores' the keyword weight is a share from 0 to 1, got {sparse_weight!r}",
+                                fix="use e.g. sparse_weight=0.3")
         self.dense, self.sparse, self.depth, self.rrf_k = dense, sparse, check_k(depth, "depth"), rrf_k
-        self.weights = (1.0, sparse_weight)
+        self.fusion = fusion
+        self.weights = (1.0 - sparse_weight, sparse_weight) if fusion == "scores" else (1.0, sparse_weight)
 
     def _fuse(self, dense: list[Hit], sparse: list[Hit], k: int) -> list[Hit]:
         by_id = {h.id: h for h in [*sparse, *dense]}  # dense hits win: same chunk, same text
-        fused = reciprocal_rank_fusion([[h.id for h in dense], [h.id for h in sparse]], self.rrf_k, self.weights)[:k]
+        if self.fusion == "scores":
+            fused = score_fusion([[(h.id, h.score) for h in dense], [(h.id, h.score) for h in sparse]], self.weights)[:k]
+        else:
+            fused = reciprocal_rank_fusion([[h.id for h in dense], [h.id for h in sparse]], self.rrf_k, self.weights)[:k]
         return [Hit(i, by_id[i].text, by_id[i].doc_id, s, r, by_id[i].metadata) for r, (i, s) in enumerate(fused, start=1)]
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
