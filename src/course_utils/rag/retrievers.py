@@ -75,6 +75,14 @@ class BM25Retriever:
         return [self.search(q, k) for q in check_queries(queries)]
 
 
+def fusion_weights(weights: Sequence[float] | None, n_lists: int) -> list[float]:
+    """One weight >= 0 per list to fuse (all 1.0 when ``weights`` is None); an :class:`InvalidOption` otherwise."""
+    weights = [1.0] * n_lists if weights is None else list(weights)
+    if len(weights) != n_lists or any(not isinstance(w, int | float) or w < 0 for w in weights):
+        raise InvalidOption(f"need one weight >= 0 per list, got {weights!r} for {n_lists} lists", fix="pass e.g. weights=[1.0, 0.5]")
+    return weights
+
+
 def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[str]], k: int = 60, weights: Sequence[float] | None = None,
 ) -> list[tuple[str, float]]:
@@ -89,10 +97,7 @@ def reciprocal_rank_fusion(
     >>> reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=1, weights=[1.0, 0.5])[0][0]
     'a'
     """
-    weights = [1.0] * len(rankings) if weights is None else list(weights)
-    if len(weights) != len(rankings) or any(not isinstance(w, int | float) or w < 0 for w in weights):
-        raise InvalidOption(f"need one weight >= 0 per ranking, got {weights!r} for {len(rankings)} rankings",
-                            fix="pass e.g. weights=[1.0, 0.5]")
+    weights = fusion_weights(weights, len(rankings))
     scores: dict[str, float] = {}
     for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
@@ -112,10 +117,7 @@ def score_fusion(scored: Sequence[Sequence[tuple[str, float]]], weights: Sequenc
     >>> score_fusion([[("a", 0.9), ("b", 0.5), ("c", 0.4)], [("c", 12.0), ("b", 3.0)]], weights=[0.7, 0.3])
     [('a', 0.7), ('c', 0.3), ('b', 0.14)]
     """
-    weights = [1.0] * len(scored) if weights is None else list(weights)
-    if len(weights) != len(scored) or any(not isinstance(w, int | float) or w < 0 for w in weights):
-        raise InvalidOption(f"need one weight >= 0 per list, got {weights!r} for {len(scored)} lists",
-                            fix="pass e.g. weights=[0.7, 0.3]")
+    weights = fusion_weights(weights, len(scored))
     fused: dict[str, float] = {}
     for items, weight in zip(scored, weights, strict=True):
         if not items:
