@@ -408,9 +408,9 @@ fig, ax = plt.subplots()
 x = np.arange(len(evaluation))
 for n, column in enumerate(["recall@1", "recall@5", "MRR@10"]):
     ax.bar(x + (n - 1) * 0.27, evaluation[column], width=0.27, label=column)
-ax.set_xticks(x, evaluation.index)
-ax.set_ylim(0, 1)
-ax.legend(loc="lower right")
+ax.set_xticks(x, [name.replace(" (", "\n(") for name in evaluation.index])  # two lines: four long names fit
+ax.set_ylim(0, 1.15)  # room above the bars for the legend
+ax.legend(loc="upper center", ncols=3)
 labelled(ax, f"Retrieval on {len(queries):,} BoolQ questions over {len(docs):,} passages", "retriever", "score (fraction of questions)")
 plt.show()
 
